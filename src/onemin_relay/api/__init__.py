@@ -1,0 +1,1 @@
+"""OpenAI-facing HTTP routes, one module per resource."""

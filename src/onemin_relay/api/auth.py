@@ -1,0 +1,37 @@
+"""The caller's 1min.ai key, taken from `Authorization: Bearer …`, and the hash that stands for it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.requests import Request
+
+from onemin_relay.errors import OpenAIError
+
+_MAX_KEY_LENGTH = 512
+
+
+def key_hash(api_key: str) -> str:
+    """A short, stable, non-reversible name for a key: safe for logs, state namespaces and limits."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+
+
+def caller_key(request: Request) -> str:
+    """Return the bearer token or raise a 401 OpenAI error; the key itself is never echoed."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if not header:
+        raise OpenAIError(
+            401,
+            "You didn't provide an API key. You need to provide your 1min.ai API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="invalid_api_key",
+        )
+    if scheme.lower() != "bearer" or not token or len(token) > _MAX_KEY_LENGTH or not token.isprintable():
+        raise OpenAIError(
+            401,
+            "Malformed Authorization header: expected 'Bearer <your 1min.ai API key>'.",
+            code="invalid_api_key",
+        )
+    return token

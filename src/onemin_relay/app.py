@@ -1,0 +1,135 @@
+"""Wires the relay together: settings → upstream client, catalogue, state, limits → routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from onemin_relay.api import audio, chat, files, images, models
+from onemin_relay.config import Settings
+from onemin_relay.errors import OpenAIError, service_unavailable
+from onemin_relay.observability import RequestContextMiddleware
+from onemin_relay.ratelimit import RateLimitMiddleware
+from onemin_relay.state.base import StateStore, StateUnavailable
+from onemin_relay.state.factory import open_state
+from onemin_relay.state.retention import run_retention
+from onemin_relay.translate.errors import openai_error_from_upstream
+from onemin_relay.upstream.catalogue import ModelCatalogue
+from onemin_relay.upstream.client import OneMinClient
+from onemin_relay.upstream.errors import UpstreamError
+
+log = logging.getLogger("onemin_relay")
+
+
+@dataclass
+class RelayContext:
+    """Everything a route needs, built once per process in the lifespan."""
+
+    settings: Settings
+    upstream: OneMinClient
+    catalogue: ModelCatalogue
+    state: StateStore
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _openai_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OpenAIError)
+    return exc.response()
+
+
+async def _upstream_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UpstreamError)
+    return openai_error_from_upstream(exc).response()
+
+
+async def _state_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("state backend unavailable: %s", exc)
+    return service_unavailable("The relay's state store is unavailable; please retry shortly.").response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return OpenAIError(404, message, code="unknown_url").response()
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed for {request.url.path}."
+        return OpenAIError(405, message, code="method_not_allowed").response()
+    return OpenAIError(exc.status_code, str(exc.detail)).response()
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return OpenAIError(500, "The relay hit an internal error; it has been logged.").response()
+
+
+def create_app(settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """Build the relay. `upstream_transport` lets a caller route 1min.ai traffic elsewhere (benchmarks)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        upstream = OneMinClient(settings, transport=upstream_transport)
+        state = await open_state(settings)
+        app.state.relay = RelayContext(
+            settings=settings,
+            upstream=upstream,
+            catalogue=ModelCatalogue(upstream, settings),
+            state=state,
+        )
+        retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
+        try:
+            yield
+        finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+            await state.aclose()
+            await upstream.aclose()
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        *models.routes,
+        *chat.routes,
+        *images.routes,
+        *audio.routes,
+        *files.routes,
+    ]
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+            max_age=600,
+        ),
+        Middleware(RateLimitMiddleware, settings=settings),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            OpenAIError: _openai_error,
+            UpstreamError: _upstream_error,
+            StateUnavailable: _state_unavailable,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )

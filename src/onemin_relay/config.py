@@ -1,0 +1,130 @@
+"""The one settings object: every tunable of the relay, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Relay configuration. Field names are the environment variable names (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- serving -------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(5001, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    cors_allow_origins: CommaList = Field(default_factory=lambda: ["*"])
+    max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest JSON body accepted")
+
+    # --- upstream (1min.ai) --------------------------------------------------------------------
+    onemin_api_url: str = "https://api.1min.ai"
+    onemin_asset_url: str = "https://asset.1min.ai"
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_timeout: float = Field(120.0, gt=0, description="Read timeout for chat calls")
+    upstream_media_timeout: float = Field(300.0, gt=0, description="Read timeout for image/audio features")
+    upstream_max_retries: int = Field(2, ge=0, le=10)
+    upstream_max_connections: int = Field(200, gt=0)
+    upstream_max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
+
+    # --- models ----------------------------------------------------------------------------------
+    model_cache_ttl: float = Field(300.0, ge=0)
+    subset_of_one_min_permitted_models: CommaList = Field(default_factory=list)
+    permit_models_from_subset_only: bool = False
+
+    # --- chat --------------------------------------------------------------------------------------
+    stream_keepalive_seconds: float = Field(15.0, gt=0)
+
+    # --- fetching of image URLs sent by clients ------------------------------------------------
+    fetch_allow_private: bool = False
+    fetch_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    fetch_timeout: float = Field(15.0, gt=0)
+
+    # --- uploads -----------------------------------------------------------------------------------
+    max_audio_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    max_image_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_file_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)
+
+    # --- state -------------------------------------------------------------------------------------
+    data_dir: Path = Path("data")
+    state_url: str = ""
+    memcached_host: str = ""
+    memcached_port: int = Field(11211, ge=1, le=65535)
+    file_retention: float = Field(30 * 24 * 3600.0, gt=0, description="Seconds a file is kept")
+    retention_sweep_interval: float = Field(600.0, gt=0)
+
+    # --- rate limiting -----------------------------------------------------------------------------
+    rate_limit: str = ""
+    rate_limit_per_ip: str = ""
+    rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = "moving-window"
+    upstream_rate_guard: bool = False
+    upstream_rate_guard_limit: str = "180/minute"
+
+    _split = field_validator("cors_allow_origins", "subset_of_one_min_permitted_models", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("rate_limit", "rate_limit_per_ip", "upstream_rate_guard_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if value and not RATE_LIMIT_PATTERN.match(value):
+            raise ValueError("expected a limit such as '60/minute' or '10 per second'")
+        return value.strip()
+
+    @field_validator("onemin_api_url", "onemin_asset_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str) -> str:
+        if value and not re.match(r"^(redis|rediss|memcached|sqlite)://", value):
+            raise ValueError("expected redis://…, rediss://…, memcached://host:port or sqlite:///path")
+        return value
+
+    @model_validator(mode="after")
+    def _memcached_compat(self) -> Settings:
+        # The original 1min-relay configured memcached with MEMCACHED_HOST / MEMCACHED_PORT.
+        if not self.state_url and self.memcached_host:
+            self.state_url = f"memcached://{self.memcached_host}:{self.memcached_port}"
+        return self
+
+    @cached_property
+    def permitted_models(self) -> frozenset[str]:
+        return frozenset(self.subset_of_one_min_permitted_models)
+
+
+class ConfigError(Exception):
+    """Raised at start-up when the environment holds an invalid setting; the message names it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning pydantic's report into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]).upper() or "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""A local stand-in for 1min.ai, built from ../shared/reference/onemin-api.md."""

@@ -1,0 +1,1 @@
+"""Everything that outlives a request: file metadata, counters. One interface, several backends."""

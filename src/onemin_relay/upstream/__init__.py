@@ -1,0 +1,1 @@
+"""The 1min.ai client: the only code that knows 1min.ai's URLs, headers and error shapes."""

@@ -1,0 +1,76 @@
+"""Fixtures: one simulator per test session, one default relay in front of it, relays on demand."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from onemin_relay.serving import BackgroundServer
+from onemin_relay.simulator.app import create_simulator_app
+from onemin_relay.simulator.config import SimulatorConfig
+from tests.harness import KEY_A, KNOWN_KEYS, SimulatorHandle, relay_settings, running_relay
+
+# Tests must never see a developer's own configuration.
+for _name in list(os.environ):
+    if _name.upper().startswith(("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS")):
+        del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_simulator_app(SimulatorConfig(api_keys=KNOWN_KEYS))) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(simulator_server: BackgroundServer) -> Iterator[SimulatorHandle]:
+    """The simulator, with faults and its request log cleared before each test."""
+    handle = SimulatorHandle(simulator_server.url)
+    handle.reset()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture(scope="session")
+def relay_server(simulator_server: BackgroundServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    settings = relay_settings(simulator_server.url, tmp_path_factory.mktemp("relay-data"), fetch_allow_private=True)
+    with running_relay(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def relay_url(relay_server: BackgroundServer, sim: SimulatorHandle) -> str:
+    return relay_server.url
+
+
+@pytest.fixture
+def start_relay(
+    simulator_server: BackgroundServer, sim: SimulatorHandle, tmp_path: Path
+) -> Iterator[Callable[..., BackgroundServer]]:
+    """Start extra relays with their own settings: `start_relay(rate_limit="2/minute").url`."""
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> BackgroundServer:
+            overrides.setdefault("data_dir", tmp_path / "relay-data")
+            settings = relay_settings(simulator_server.url, **overrides)
+            return stack.enter_context(running_relay(settings))
+
+        yield start
+
+
+@pytest.fixture
+def client(relay_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{relay_url}/v1", api_key=KEY_A, max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+async def aclient(relay_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{relay_url}/v1", api_key=KEY_A, max_retries=0) as sdk:
+        yield sdk

@@ -1,0 +1,69 @@
+"""Shared end-to-end plumbing: a simulator and relays on real loopback sockets, and the keys tests use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from onemin_relay.app import create_app
+from onemin_relay.config import Settings
+from onemin_relay.serving import BackgroundServer
+
+# Keys the test simulator accepts; anything else is rejected upstream with 401.
+KEY_A = "sk-test-alice-000000000001"
+KEY_B = "sk-test-bob-00000000000002"
+KEY_C = "sk-test-carol-000000000003"
+KNOWN_KEYS = frozenset({KEY_A, KEY_B, KEY_C})
+UNKNOWN_KEY = "sk-test-nobody-0000000009"
+
+
+class SimulatorHandle:
+    """The running simulator plus its control API (`/_sim/...`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def reset(self) -> None:
+        self.http.post("/_sim/reset").raise_for_status()
+
+    def set_fault(self, fault: str, times: int = 1) -> None:
+        """Make the next `times` upstream calls fail with `fault` (e.g. "http-503")."""
+        self.http.post("/_sim/faults", json={"fault": fault, "times": times}).raise_for_status()
+
+    def configure(self, **changes: Any) -> None:
+        self.http.post("/_sim/config", json=changes).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """What the simulator received, oldest first (the relay's upstream calls)."""
+        response = self.http.get("/_sim/requests")
+        response.raise_for_status()
+        body = response.json()
+        items: list[dict[str, Any]] = body["requests"] if isinstance(body, dict) else body
+        return items
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def relay_settings(simulator_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a relay talking to the simulator, ignoring the developer's environment and .env."""
+    values: dict[str, Any] = {
+        "onemin_api_url": simulator_url,
+        "onemin_asset_url": f"{simulator_url}/cdn",
+        "data_dir": data_dir,
+        "upstream_max_retries": 0,
+        "model_cache_ttl": 0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextmanager
+def running_relay(settings: Settings) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(settings)) as server:
+        yield server

@@ -1,0 +1,128 @@
+"""The `1min-relay` command: serve the relay, run the simulator, or a self-contained demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from onemin_relay import __version__
+from onemin_relay.app import create_app
+from onemin_relay.config import ConfigError, Settings, load_settings
+from onemin_relay.observability import configure_logging
+from onemin_relay.serving import BackgroundServer, bind_socket, url_of, uvicorn_server
+from onemin_relay.simulator.app import create_simulator_app
+from onemin_relay.simulator.config import SimulatorConfig
+from starlette.types import ASGIApp
+
+DEMO_KEY = "demo-key"
+
+
+def _serve_forever(app: ASGIApp, host: str, port: int, log_level: str) -> None:
+    sock = bind_socket(host, port)
+    asyncio.run(uvicorn_server(app, log_level=log_level).serve(sockets=[sock]))
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None}
+    return load_settings(**overrides, **extra)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    print(f"1min-relay {__version__} serving the OpenAI API on http://{settings.host}:{settings.port}/v1", flush=True)
+    _serve_forever(create_app(settings), settings.host, settings.port, settings.log_level)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    host = args.host or "127.0.0.1"
+    port = args.port if args.port is not None else 5002
+    print(f"1min.ai simulator listening on http://{host}:{port} (API-KEY: any non-empty key)", flush=True)
+    _serve_forever(create_simulator_app(SimulatorConfig()), host, port, settings.log_level)
+
+
+def demo_banner(base_url: str) -> str:
+    """What `demo` prints: the base URL and snippets that work as pasted."""
+    return f"""
+1min-relay demo — the relay is running in front of a local 1min.ai simulator (no 1min.ai key needed).
+
+  OpenAI base URL:  {base_url}/v1
+  API key:          {DEMO_KEY}   (any non-empty key works with the simulator)
+
+Try it with curl:
+
+  curl -s {base_url}/v1/chat/completions \\
+    -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \\
+    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+Or with the OpenAI Python SDK:
+
+  from openai import OpenAI
+  client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")
+  reply = client.chat.completions.create(
+      model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello!"}}]
+  )
+  print(reply.choices[0].message.content)
+
+Press Ctrl+C to stop.
+"""
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="1min-relay-demo-") as data_dir:
+        host = args.host or "127.0.0.1"
+        port = args.port if args.port is not None else 0
+        with BackgroundServer(create_simulator_app(SimulatorConfig()), host=host) as simulator:
+            settings = load_settings(
+                host=host,
+                port=port,
+                onemin_api_url=simulator.url,
+                onemin_asset_url=f"{simulator.url}/cdn",
+                data_dir=Path(data_dir),
+                state_url="",
+            )
+            configure_logging(settings.log_level)
+            sock = bind_socket(host, port)
+            print(demo_banner(url_of(sock)), flush=True)
+            asyncio.run(uvicorn_server(create_app(settings), log_level=settings.log_level).serve(sockets=[sock]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="1min-relay",
+        description="An OpenAI-compatible API in front of 1min.ai. Configuration comes from environment "
+        "variables (and a .env file); see the README for the full table.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, handler, help_text in (
+        ("serve", cmd_serve, "serve the relay (HOST/PORT from the environment, default 127.0.0.1:5001)"),
+        ("simulate", cmd_simulate, "run the 1min.ai simulator alone (default 127.0.0.1:5002)"),
+        ("demo", cmd_demo, "run the relay in front of an embedded simulator on free local ports"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--host", help="address to listen on")
+        sub.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ConfigError as exc:
+        print(f"1min-relay: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

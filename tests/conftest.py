@@ -18,7 +18,9 @@ from tests.harness import KEY_A, KNOWN_KEYS, SimulatorHandle, relay_settings, ru
 
 # Tests must never see a developer's own configuration.
 for _name in list(os.environ):
-    if _name.upper().startswith(("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS")):
+    if _name.upper().startswith(
+        ("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS")
+    ):
         del os.environ[_name]
 
 
@@ -38,8 +40,12 @@ def sim(simulator_server: BackgroundServer) -> Iterator[SimulatorHandle]:
 
 
 @pytest.fixture(scope="session")
-def relay_server(simulator_server: BackgroundServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    settings = relay_settings(simulator_server.url, tmp_path_factory.mktemp("relay-data"), fetch_allow_private=True)
+def relay_server(
+    simulator_server: BackgroundServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackgroundServer]:
+    settings = relay_settings(
+        simulator_server.url, tmp_path_factory.mktemp("relay-data"), fetch_allow_private=True
+    )
     with running_relay(settings) as server:
         yield server
 

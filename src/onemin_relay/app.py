@@ -78,7 +78,9 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return OpenAIError(500, "The relay hit an internal error; it has been logged.").response()
 
 
-def create_app(settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
     """Build the relay. `upstream_transport` lets a caller route 1min.ai traffic elsewhere (benchmarks)."""
 
     @contextlib.asynccontextmanager

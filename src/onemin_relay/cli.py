@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from onemin_relay import __version__
 from onemin_relay.app import create_app
 from onemin_relay.config import ConfigError, Settings, load_settings
@@ -16,7 +18,6 @@ from onemin_relay.observability import configure_logging
 from onemin_relay.serving import BackgroundServer, bind_socket, url_of, uvicorn_server
 from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
-from starlette.types import ASGIApp
 
 DEMO_KEY = "demo-key"
 
@@ -27,14 +28,19 @@ def _serve_forever(app: ASGIApp, host: str, port: int, log_level: str) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None}
+    overrides = {
+        name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None
+    }
     return load_settings(**overrides, **extra)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
-    print(f"1min-relay {__version__} serving the OpenAI API on http://{settings.host}:{settings.port}/v1", flush=True)
+    print(
+        f"1min-relay {__version__} serving the OpenAI API on http://{settings.host}:{settings.port}/v1",
+        flush=True,
+    )
     _serve_forever(create_app(settings), settings.host, settings.port, settings.log_level)
 
 
@@ -90,7 +96,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
             configure_logging(settings.log_level)
             sock = bind_socket(host, port)
             print(demo_banner(url_of(sock)), flush=True)
-            asyncio.run(uvicorn_server(create_app(settings), log_level=settings.log_level).serve(sockets=[sock]))
+            asyncio.run(
+                uvicorn_server(create_app(settings), log_level=settings.log_level).serve(sockets=[sock])
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,7 +42,9 @@ class OpenAIError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type or _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        self.type = type or _TYPE_BY_STATUS.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
         self.param = param
         self.code = code
         self.headers = dict(headers or {})

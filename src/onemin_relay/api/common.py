@@ -61,5 +61,7 @@ def validation_error(exc: ValidationError) -> OpenAIError:
     param = ".".join(loc) if loc else None
     where = f" at '{param}'" if param else ""
     if first["type"] == "missing":
-        return invalid_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
     return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")

@@ -1,0 +1,77 @@
+"""What every client sees regardless of endpoint: health, request ids, OpenAI-shaped errors, CORS."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.harness import KEY_A, SimulatorHandle
+
+
+def test_health_answers_without_touching_upstream(relay_url: str, sim: SimulatorHandle) -> None:
+    response = httpx.get(f"{relay_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert sim.requests() == []
+
+
+def test_every_response_carries_a_request_id(relay_url: str) -> None:
+    first = httpx.get(f"{relay_url}/health").headers["x-request-id"]
+    second = httpx.get(f"{relay_url}/health").headers["x-request-id"]
+    assert first
+    assert second
+    assert first != second
+
+
+def test_a_sane_incoming_request_id_is_kept(relay_url: str) -> None:
+    response = httpx.get(f"{relay_url}/health", headers={"x-request-id": "trace-123"})
+    assert response.headers["x-request-id"] == "trace-123"
+    hostile = httpx.get(f"{relay_url}/health", headers={"x-request-id": "bad id\twith spaces"})
+    assert hostile.headers["x-request-id"] != "bad id\twith spaces"
+
+
+def test_unknown_route_is_an_openai_404(relay_url: str) -> None:
+    response = httpx.get(f"{relay_url}/v1/nothing-here", headers={"Authorization": f"Bearer {KEY_A}"})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert "/v1/nothing-here" in error["message"]
+
+
+def test_wrong_method_is_an_openai_405(relay_url: str) -> None:
+    response = httpx.delete(f"{relay_url}/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_missing_key_is_a_401_before_anything_goes_upstream(relay_url: str, sim: SimulatorHandle) -> None:
+    response = httpx.post(
+        f"{relay_url}/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+    assert sim.requests() == []
+
+
+def test_malformed_authorization_is_a_401(relay_url: str) -> None:
+    response = httpx.post(
+        f"{relay_url}/v1/chat/completions",
+        headers={"Authorization": "Basic abc"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 401
+    assert "abc" not in response.text
+
+
+def test_browser_preflight_is_answered(relay_url: str) -> None:
+    response = httpx.options(
+        f"{relay_url}/v1/chat/completions",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] in {"*", "http://localhost:3000"}
+    assert "POST" in response.headers["access-control-allow-methods"]

@@ -1,0 +1,78 @@
+"""The `1min-relay` command as a newcomer uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from onemin_relay import __version__
+
+COMMAND = [sys.executable, "-m", "onemin_relay.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["simulate", "--help"], ["demo", "--help"]]
+)
+def test_help_everywhere(args: list[str]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 0
+    assert "usage: 1min-relay" in result.stdout
+
+
+def test_invalid_configuration_names_the_variable_and_exits_non_zero() -> None:
+    result = run_cli("serve", env={"UPSTREAM_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert "UPSTREAM_TIMEOUT" in result.stderr
+
+
+@pytest.fixture
+def demo() -> Iterator[str]:
+    """A running `1min-relay demo`; yields what it printed up to its curl example."""
+    process = subprocess.Popen(
+        [*COMMAND, "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert process.stdout is not None
+    printed = []
+    deadline = time.monotonic() + 60
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("Press Ctrl+C") or time.monotonic() > deadline:
+                break
+        yield "".join(printed)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:
+    match = re.search(r"^  (curl .*?)\n\n", demo, re.DOTALL | re.MULTILINE)
+    assert match, demo
+    curl = match.group(1).replace("\\\n", " ")
+    answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60, check=True)
+    reply = json.loads(answer.stdout)
+    assert reply["object"] == "chat.completion"
+    assert reply["choices"][0]["message"]["content"]

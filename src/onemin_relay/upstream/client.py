@@ -1,15 +1,75 @@
-"""The pooled async 1min.ai client. STUB: signatures agreed; bodies to be written (upstream helper)."""
+"""The pooled async 1min.ai client: the only code that sends anything to 1min.ai.
+
+Retry rules (`OneMinClient._with_retries`); at most `upstream_max_retries` extra attempts, waiting
+`Retry-After` when upstream gave one (seconds or HTTP date) and full-jitter exponential backoff
+otherwise. A `Retry-After` above `RetryPolicy.max_retry_after` is not waited out: the 429 goes straight
+back to the caller (with its `retry_after`).
+
+Unbilled calls: GET /models, GET /api/results, asset upload, asset download.
+Billed calls: chat (JSON and stream) and features — upstream may charge for anything it started.
+
+| failure                                        | unbilled call | billed call                       |
+|------------------------------------------------|---------------|-----------------------------------|
+| connect error / connect timeout (nothing sent) | retried       | retried                           |
+| HTTP 429 (rejected before processing)          | retried       | retried                           |
+| HTTP 5xx (incl. Cloudflare 52x)                | retried       | not retried: it may have run      |
+| read/write timeout, connection lost mid-call   | retried       | not retried: it may have run      |
+| any other 4xx, pool timeout, disallowed URL    | not retried   | not retried                       |
+| failure after a stream's body began            | never retried: the caller already has part of it  |
+
+Timeouts: connect `upstream_connect_timeout`; read `upstream_timeout` (chat, results, models, assets)
+or `upstream_media_timeout` (features); a stream has no overall limit once its headers arrived, only
+`upstream_timeout` between bytes. Only the configured API host, asset host and the S3 forms of the
+asset bucket (where `temporaryUrl`s point) are ever contacted: a request hook checks every request,
+redirects included.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+import asyncio
+import json
+import logging
+import random
+import re
+import secrets
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any, TypeVar
+from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource
 
+from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
+from onemin_relay.observability import record_upstream_time
+from onemin_relay.upstream.errors import (
+    UpstreamError,
+    error_from_payload,
+    error_from_response,
+    failed_record_error,
+    invalid_response,
+    redact,
+)
+from onemin_relay.upstream.sse import DONE, StreamEvent, chat_events, record_text
+
+__all__ = ["Asset", "OneMinClient", "RetryPolicy", "StreamEvent"]
+
+log = logging.getLogger("onemin_relay.upstream")
+
+T = TypeVar("T")
+
+_JSON_BODY_LIMIT = 32 * 1024 * 1024  # the model catalogue is the largest JSON answer (~100 kB)
+_ERROR_BODY_LIMIT = 64 * 1024
+_UPLOAD_CHUNK = 256 * 1024
+_SENDABLE_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
+_SAFE_RESULT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
+_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# Characters left as they are when a storage key becomes a URL path; everything else is escaped.
+_KEY_SAFE_CHARS = "/~!$&'()*+,;=:@"
 
 
 @dataclass(frozen=True)
@@ -24,48 +84,596 @@ class Asset:
 
 
 @dataclass(frozen=True)
-class StreamEvent:
-    """One event of a chat stream, already decoded."""
+class RetryPolicy:
+    """How long to wait between attempts, and between polls of an async feature's result.
 
-    kind: Literal["content", "result", "done", "error"]
-    text: str = ""  # the delta for `content`, the message for `error`
-    record: dict[str, Any] | None = None  # the aiRecord for `result`
+    `sleep` is where every wait happens, so tests can record the waits instead of spending them.
+    """
+
+    max_retries: int = 2
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 30.0
+    poll_interval: float = 1.0
+    max_poll_interval: float = 10.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def backoff(self, retry: int) -> float:
+        """Full jitter: spreads the retries of many callers that failed together."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
+
+
+def _may_retry(failure: Exception, *, billed: bool) -> bool:
+    if isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout):
+        return True  # nothing reached upstream
+    if isinstance(failure, UpstreamError):
+        return failure.status == 429 or (not billed and failure.status >= 500)
+    retryable = httpx.ReadTimeout | httpx.WriteTimeout | httpx.NetworkError | httpx.RemoteProtocolError
+    return not billed and isinstance(failure, retryable)
+
+
+def _transport_error(exc: httpx.TransportError) -> UpstreamError:
+    """Name what happened without echoing httpx's text (it can carry URLs)."""
+    reason = {"reason": type(exc).__name__}
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError(0, "TIMEOUT", "Connecting to 1min.ai timed out.", reason)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(0, "TIMEOUT", "1min.ai did not answer in time.", reason)
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(0, "CONNECT_ERROR", "Could not connect to 1min.ai.", reason)
+    return UpstreamError(0, "NETWORK_ERROR", "The connection to 1min.ai failed before it answered.", reason)
+
+
+def _stream_error(exc: httpx.TransportError) -> UpstreamError:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(
+            0, "TIMEOUT", "1min.ai stopped sending data mid-stream.", {"reason": "ReadTimeout"}
+        )
+    return UpstreamError(
+        0,
+        "STREAM_INTERRUPTED",
+        "The connection to 1min.ai dropped mid-stream.",
+        {"reason": type(exc).__name__},
+    )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise invalid_response("1min.ai answered with a body that is not JSON.") from None
+
+
+def _media_type(response: httpx.Response) -> str:
+    value = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return value if _MEDIA_TYPE.match(value) else "application/octet-stream"
+
+
+def _record_of(body: Any) -> dict[str, Any] | None:
+    """`aiRecord` of a 200 answer; None for `{"aiRecord": null}`; an error-shaped 200 raises."""
+    if isinstance(body, dict) and "aiRecord" in body:
+        record = body["aiRecord"]
+        if record is None or isinstance(record, dict):
+            return record
+    raise error_from_payload(200, body) or invalid_response("1min.ai answered without an aiRecord.")
+
+
+def _check_succeeded(record: dict[str, Any]) -> dict[str, Any]:
+    if record.get("status", "SUCCESS") != "SUCCESS":
+        raise failed_record_error(record)
+    return record
+
+
+def _form_quote(value: str) -> str:
+    """A multipart parameter value, escaped the way browsers (and httpx) do."""
+    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class _AssetBody:
+    """A one-part multipart body (`asset`) streamed from bytes or a seekable binary file.
+
+    Files are read in a worker thread, chunk by chunk, so a large upload neither blocks the event loop
+    nor is copied into memory; each attempt rewinds to where the file was when the upload began.
+    """
+
+    def __init__(self, filename: str, content: bytes | IO[bytes], content_type: str) -> None:
+        self.boundary = secrets.token_hex(16)
+        media_type = content_type if _MEDIA_TYPE.match(content_type) else "application/octet-stream"
+        self._head = (
+            f"--{self.boundary}\r\n"
+            f'Content-Disposition: form-data; name="asset"; filename="{_form_quote(filename)}"\r\n'
+            f"Content-Type: {media_type}\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self._content = content
+        if isinstance(content, bytes):
+            self._start, size = 0, len(content)
+        else:
+            self._start = content.tell()
+            size = content.seek(0, 2) - self._start
+            content.seek(self._start)
+        self.length = len(self._head) + size + len(self._tail)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": f"multipart/form-data; boundary={self.boundary}",
+            "Content-Length": str(self.length),
+        }
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self._head
+        content = self._content
+        if isinstance(content, bytes):
+            yield content
+        else:
+            await asyncio.to_thread(content.seek, self._start)
+            while chunk := await asyncio.to_thread(content.read, _UPLOAD_CHUNK):
+                yield chunk
+        yield self._tail
 
 
 class OneMinClient:
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        raise NotImplementedError
+    """Every 1min.ai call the relay makes, over one pooled `httpx.AsyncClient`.
+
+    `transport` routes the traffic elsewhere (tests, benchmarks); `retry` replaces the retry pacing.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._retry = retry or RetryPolicy(max_retries=settings.upstream_max_retries)
+        api, assets = httpx.URL(settings.onemin_api_url), httpx.URL(settings.onemin_asset_url)
+        self._origins = {(api.scheme, api.host, api.port), (assets.scheme, assets.host, assets.port)}
+        self._asset_base = settings.onemin_asset_url.rstrip("/")
+        bucket = re.escape(assets.host)
+        self._bucket_host = re.compile(rf"^{bucket}\.s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
+        self._bucket_path_prefix = f"/{assets.host}/"
+        self._http = httpx.AsyncClient(
+            base_url=settings.onemin_api_url,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=settings.upstream_max_connections,
+                max_keepalive_connections=settings.upstream_max_connections,
+            ),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            follow_redirects=False,
+            event_hooks={"request": [self._check_destination]},
+        )
 
     async def aclose(self) -> None:
-        raise NotImplementedError
+        await self._http.aclose()
+
+    # --- calls ----------------------------------------------------------------------------------
 
     async def chat(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """POST /api/chat-with-ai → the aiRecord; FAILED status or no answer text → UpstreamError."""
+        body = await self._json_call(
+            "POST",
+            "/api/chat-with-ai",
+            api_key,
+            billed=True,
+            read_timeout=self._settings.upstream_timeout,
+            json=payload,
+        )
+        record = _record_of(body)
+        if record is None:
+            raise invalid_response("1min.ai answered the chat with an empty aiRecord.")
+        _check_succeeded(record)
+        if record_text(record) is None:
+            raise invalid_response("1min.ai answered the chat without any text (empty resultObject).")
+        return record
 
     def chat_stream(
         self, api_key: str, payload: dict[str, Any]
     ) -> AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
-        raise NotImplementedError
+        """Stream a chat answer: `async with client.chat_stream(key, payload) as events: async for …`.
+
+        Entering sends the request and raises UpstreamError for anything that fails before the stream
+        (HTTP errors in any shape, 429 after retries). The iterator yields `content`*, at most one
+        `result`, then exactly one `done` or `error` (see `upstream/sse.py`), or raises UpstreamError
+        `STREAM_INTERRUPTED`/`TIMEOUT` if the connection fails mid-stream. Leaving the block closes the
+        upstream connection, which is how a client that went away cancels the generation.
+        """
+        return self._chat_stream(api_key, payload)
+
+    @asynccontextmanager
+    async def _chat_stream(
+        self, api_key: str, payload: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        def build() -> httpx.Request:
+            return self._request(
+                "POST",
+                "/api/chat-with-ai",
+                api_key,
+                read_timeout=self._settings.upstream_timeout,
+                params={"isStreaming": "true"},
+                json=payload,
+                headers={"Accept": "text/event-stream"},
+            )
+
+        started = time.perf_counter()
+        try:
+            response = await self._with_retries(
+                "POST /api/chat-with-ai?isStreaming=true", lambda: self._open(build(), api_key), billed=True
+            )
+        finally:
+            record_upstream_time(time.perf_counter() - started)
+        try:
+            events = await self._stream_events(response)
+            try:
+                yield events
+            finally:
+                await events.aclose()
+        finally:
+            await response.aclose()
 
     async def feature(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """POST /api/features → the finished aiRecord.
+
+        A record still PROCESSING (what `"async": true` answers) is polled with `get_result`, backing
+        off, until it is SUCCESS or failed, or `upstream_media_timeout` after the call began (TIMEOUT).
+        A failed record raises FAILED; a successful one is returned as is, whatever its resultObject.
+        """
+        deadline = time.monotonic() + self._settings.upstream_media_timeout
+        body = await self._json_call(
+            "POST",
+            "/api/features",
+            api_key,
+            billed=True,
+            read_timeout=self._settings.upstream_media_timeout,
+            json=payload,
+        )
+        record = _record_of(body)
+        if record is None:
+            raise invalid_response("1min.ai answered the feature call with an empty aiRecord.")
+        interval = self._retry.poll_interval
+        while record.get("status") == "PROCESSING":
+            uuid = record.get("uuid")
+            if not isinstance(uuid, str):
+                raise invalid_response("1min.ai reported PROCESSING without a record id to poll.")
+            if time.monotonic() + interval > deadline:
+                raise UpstreamError(0, "TIMEOUT", "1min.ai was still processing the request at the deadline.")
+            await self._retry.sleep(interval)
+            interval = min(interval * 2, self._retry.max_poll_interval)
+            polled = await self.get_result(api_key, uuid)
+            if polled is None:
+                raise UpstreamError(200, "NOT_FOUND", "1min.ai no longer knows the record it was processing.")
+            record = polled
+        return _check_succeeded(record)
 
     async def get_result(self, api_key: str, uuid: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """GET /api/results/{uuid} → the aiRecord, or None for an unknown (or impossible) id."""
+        if not _SAFE_RESULT_ID.match(uuid):
+            return None
+        body = await self._json_call(
+            "GET", f"/api/results/{uuid}", api_key, billed=False, read_timeout=self._settings.upstream_timeout
+        )
+        return _record_of(body)
 
     async def upload_asset(
         self, api_key: str, filename: str, content: bytes | IO[bytes], content_type: str
     ) -> Asset:
-        raise NotImplementedError
+        """POST /api/assets (one multipart part `asset`; `filename` must carry the right extension).
+
+        `content` is bytes or a seekable binary file (e.g. an `UploadFile.file`).
+        """
+        upload = _AssetBody(filename, content, content_type)
+        body = await self._json_call(
+            "POST",
+            "/api/assets",
+            api_key,
+            billed=False,
+            read_timeout=self._settings.upstream_timeout,
+            content=upload.chunks,
+            headers=upload.headers(),
+        )
+        stored = body.get("asset") if isinstance(body, dict) else None
+        file = body.get("fileContent") if isinstance(body, dict) else None
+        if not isinstance(file, dict) or not isinstance(stored, dict):
+            raise error_from_payload(200, body) or invalid_response(
+                "1min.ai's asset answer lacks fileContent."
+            )
+        path, uuid = file.get("path") or stored.get("key"), file.get("uuid")
+        if not isinstance(path, str) or not path or not isinstance(uuid, str) or not uuid:
+            raise invalid_response("1min.ai's asset answer lacks the stored path or file id.")
+        name, size, mime_type = file.get("name"), stored.get("size"), stored.get("mimetype")
+        return Asset(
+            path=path,
+            uuid=uuid,
+            name=name if isinstance(name, str) and name else path.rsplit("/", 1)[-1],
+            size=size if isinstance(size, int) else upload.length,
+            mime_type=mime_type if isinstance(mime_type, str) and mime_type else content_type,
+        )
 
     async def models(self, feature: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """GET /models?feature=… (public, no key) → the catalogue entries."""
+        body = await self._json_call(
+            "GET",
+            "/models",
+            None,
+            billed=False,
+            read_timeout=self._settings.upstream_timeout,
+            params={"feature": feature},
+        )
+        entries = body.get("models") if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            raise invalid_response("1min.ai's model catalogue answer has no models list.")
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    # --- assets on the CDN ----------------------------------------------------------------------
 
     def asset_url(self, key: str) -> str:
-        raise NotImplementedError
+        """The public URL of a stored key (`images/…`, `/images/…`) or an already absolute asset URL.
+
+        Raises UpstreamError DISALLOWED_URL for anything that would leave the configured hosts: another
+        host, a non-http scheme, `..` segments, control characters or backslashes.
+        """
+        return str(self._resolve(key))
 
     async def download(self, key_or_url: str, *, max_bytes: int) -> tuple[bytes, str]:
-        raise NotImplementedError
+        """Fetch an asset into memory → (bytes, media type); TOO_LARGE past `max_bytes`."""
+        url = self._resolve(key_or_url)
 
-    def stream_download(self, key_or_url: str) -> AbstractAsyncContextManager[tuple[str, AsyncIterator[bytes]]]:
-        raise NotImplementedError
+        async def attempt() -> tuple[bytes, str]:
+            response = await self._open(self._download_request(url), None, follow_redirects=True)
+            try:
+                declared = response.headers.get("content-length", "")
+                body = (
+                    None
+                    if declared.isdigit() and int(declared) > max_bytes
+                    else await _read_capped(response, max_bytes)
+                )
+            finally:
+                await response.aclose()
+            if body is None:
+                raise UpstreamError(
+                    response.status_code, "TOO_LARGE", f"The asset is larger than {max_bytes} bytes."
+                )
+            return body, _media_type(response)
+
+        started = time.perf_counter()
+        try:
+            return await self._with_retries(f"GET {url.host}", attempt, billed=False)
+        finally:
+            record_upstream_time(time.perf_counter() - started)
+
+    def stream_download(
+        self, key_or_url: str
+    ) -> AbstractAsyncContextManager[tuple[str, AsyncIterator[bytes]]]:
+        """Relay an asset without buffering: `async with … as (media_type, chunks)`.
+
+        Failures before the body (HTTP errors, connect errors) are retried and raised on entry; a
+        failure while reading raises STREAM_INTERRUPTED/TIMEOUT from the iterator.
+        """
+        return self._stream_download(key_or_url)
+
+    @asynccontextmanager
+    async def _stream_download(self, key_or_url: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
+        url = self._resolve(key_or_url)
+        started = time.perf_counter()
+        try:
+            response = await self._with_retries(
+                f"GET {url.host}",
+                lambda: self._open(self._download_request(url), None, follow_redirects=True),
+                billed=False,
+            )
+        finally:
+            record_upstream_time(time.perf_counter() - started)
+        try:
+            chunks = self._body_chunks(response)
+            try:
+                yield _media_type(response), chunks
+            finally:
+                await chunks.aclose()
+        finally:
+            await response.aclose()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _timeout(self, read: float) -> httpx.Timeout:
+        s = self._settings
+        return httpx.Timeout(
+            connect=s.upstream_connect_timeout,
+            read=read,
+            write=s.upstream_media_timeout,
+            pool=s.upstream_timeout,
+        )
+
+    def _request(
+        self, method: str, path: str, api_key: str | None, *, read_timeout: float, **kwargs: Any
+    ) -> httpx.Request:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if api_key is not None:
+            if not _SENDABLE_KEY.match(api_key):
+                # httpx would name the bad header value in its exception: refuse before it sees the key.
+                raise UpstreamError(
+                    0, "INVALID_API_KEY", "The API key contains characters that cannot be sent."
+                )
+            headers["API-KEY"] = api_key
+        content = kwargs.pop("content", None)
+        return self._http.build_request(
+            method,
+            path,
+            headers=headers,
+            timeout=self._timeout(read_timeout),
+            content=content() if callable(content) else content,
+            **kwargs,
+        )
+
+    def _download_request(self, url: httpx.URL) -> httpx.Request:
+        return self._http.build_request(
+            "GET", url, headers={"Accept": "*/*"}, timeout=self._timeout(self._settings.upstream_timeout)
+        )
+
+    async def _open(
+        self, request: httpx.Request, api_key: str | None, *, follow_redirects: bool = False
+    ) -> httpx.Response:
+        """One attempt: send, and turn a non-2xx answer into its UpstreamError (body read, bounded)."""
+        response = await self._http.send(request, stream=True, follow_redirects=follow_redirects)
+        if response.is_success:
+            return response
+        try:
+            body = await _read_prefix(response, _ERROR_BODY_LIMIT)
+        except httpx.TransportError:
+            body = b""
+        finally:
+            await response.aclose()
+        raise redact(error_from_response(response.status_code, response.headers, body), api_key or "")
+
+    async def _json_call(
+        self, method: str, path: str, api_key: str | None, *, billed: bool, read_timeout: float, **kwargs: Any
+    ) -> Any:
+        async def attempt() -> Any:
+            response = await self._open(
+                self._request(method, path, api_key, read_timeout=read_timeout, **kwargs), api_key
+            )
+            try:
+                body = await _read_capped(response, _JSON_BODY_LIMIT)
+            finally:
+                await response.aclose()
+            if body is None:
+                raise invalid_response("1min.ai's answer is implausibly large.")
+            return _decode_json(body)
+
+        started = time.perf_counter()
+        try:
+            return await self._with_retries(f"{method} {path}", attempt, billed=billed)
+        finally:
+            record_upstream_time(time.perf_counter() - started)
+
+    async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]], *, billed: bool) -> T:
+        """Run `attempt` until it succeeds or a failure is not safe to retry (see the module docstring)."""
+        retry = 0
+        while True:
+            failure: Exception
+            try:
+                return await attempt()
+            except UpstreamError as exc:
+                failure = error = exc
+            except httpx.TransportError as exc:
+                failure, error = exc, _transport_error(exc)
+            delay = None
+            if retry < self._retry.max_retries and _may_retry(failure, billed=billed):
+                delay = error.retry_after if error.retry_after is not None else self._retry.backoff(retry)
+            if delay is None or delay > self._retry.max_retry_after:
+                raise error from (None if error is failure else failure)
+            retry += 1
+            log.warning(
+                "1min.ai %s failed (%s %s); retry %d of %d in %.2fs",
+                what,
+                error.status,
+                error.code,
+                retry,
+                self._retry.max_retries,
+                delay,
+            )
+            await self._retry.sleep(delay)
+
+    async def _stream_events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+        media_type = _media_type(response)
+        if media_type == "text/event-stream":
+            response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
+            return self._sse_events(response)
+        if media_type != "application/json":
+            raise invalid_response(
+                f"1min.ai answered the stream with {media_type} instead of text/event-stream."
+            )
+        # A JSON answer to a streaming request: an error, or a whole record (upstream ignored isStreaming).
+        try:
+            body = await _read_capped(response, _JSON_BODY_LIMIT)
+        except httpx.TransportError as exc:
+            raise _stream_error(exc) from exc
+        record = _record_of(_decode_json(body or b""))
+        if record is None:
+            raise invalid_response("1min.ai answered the stream with an empty aiRecord.")
+        text = record_text(_check_succeeded(record))
+        events = [StreamEvent("content", text)] if text else []
+        return _replay([*events, StreamEvent("result", record=record), DONE])
+
+    async def _sse_events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for event in chat_events(EventSource(response).aiter_sse()):
+                yield event
+        except httpx.TransportError as exc:
+            raise _stream_error(exc) from exc
+
+    async def _body_chunks(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _stream_error(exc) from exc
+
+    # --- where we may go --------------------------------------------------------------------------
+
+    def _allowed(self, url: httpx.URL) -> bool:
+        if ".." in url.path.split("/") or url.userinfo:
+            return False
+        if (url.scheme, url.host, url.port) in self._origins:
+            return True
+        if url.scheme != "https" or url.port is not None:
+            return False
+        # Pre-signed `temporaryUrl`s: virtual-hosted or path-style S3 URLs of the asset bucket.
+        if self._bucket_host.match(url.host):
+            return True
+        path_style = re.match(r"^s3([.-][a-z0-9-]+)?\.amazonaws\.com$", url.host)
+        return path_style is not None and url.path.startswith(self._bucket_path_prefix)
+
+    async def _check_destination(self, request: httpx.Request) -> None:
+        if not self._allowed(request.url):
+            raise _disallowed(request.url.host)
+
+    def _resolve(self, key_or_url: str) -> httpx.URL:
+        value = key_or_url.strip()
+        if not value or "\\" in value or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+            raise _disallowed("")
+        if _HAS_SCHEME.match(value) or value.startswith("//"):
+            try:
+                url = httpx.URL(value)
+            except httpx.InvalidURL:
+                raise _disallowed("") from None
+            if not self._allowed(url):
+                raise _disallowed(url.host)
+            return url
+        key = value.lstrip("/")
+        if any(segment in (".", "..") for segment in key.split("/")):
+            raise _disallowed("")
+        return httpx.URL(f"{self._asset_base}/{quote(key, safe=_KEY_SAFE_CHARS)}")
+
+
+def _disallowed(host: str) -> UpstreamError:
+    where = f" ({host})" if host else ""
+    return UpstreamError(0, "DISALLOWED_URL", f"Refusing an asset location outside the 1min.ai hosts{where}.")
+
+
+async def _replay(events: list[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:
+    for event in events:
+        yield event

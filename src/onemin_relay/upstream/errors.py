@@ -1,9 +1,35 @@
-"""One typed error for every way 1min.ai can fail (see reference §13)."""
+"""One typed error for every way 1min.ai can fail (see reference §13), and the code that builds it.
+
+Codes produced by the client (besides the upstream's own, e.g. `UNAUTHORIZED`, `RATE_LIMITED`,
+`UNSUPPORTED_MODEL`, `PROMPT_OBJECT_VALIDATION_FAILED`, `EXTERNAL_API_RESPONSE_WITH_ERROR`):
+
+- `HTTP_ERROR`       non-2xx answer without a usable code (Cloudflare 403/522 pages, bare 5xx).
+- `FAILED`           HTTP 200 but `aiRecord.status` is FAILED/FAILURE (also a streamed failed `result`).
+- `INVALID_RESPONSE` HTTP 200 whose body is not what the endpoint promises (not JSON, no aiRecord,
+                     empty `resultObject`, asset without path, a result key pointing off the asset host).
+- `NOT_FOUND`        an async feature's result disappeared while polling (`{"aiRecord": null}`).
+- `CONNECT_ERROR`    no connection could be made (status 0).
+- `TIMEOUT`          connect/read/pool timeout, or an async feature still PROCESSING at the deadline
+                     (status 0).
+- `NETWORK_ERROR`    the connection failed after the request was sent, before a response (status 0).
+- `STREAM_INTERRUPTED` the connection dropped in the middle of a streamed body (status 0).
+- `TOO_LARGE`        a download exceeded the caller's byte limit.
+- `DISALLOWED_URL`   a URL outside the configured 1min.ai hosts was asked for (never fetched).
+- `INVALID_API_KEY`  the key cannot be sent in an HTTP header at all (status 0, nothing sent).
+"""
 
 from __future__ import annotations
 
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# Upstream text is shown to end users: keep it short, and never let a page of HTML through.
+_MAX_MESSAGE_CHARS = 500
 
 
 @dataclass
@@ -13,7 +39,9 @@ class UpstreamError(Exception):
     status: HTTP status from upstream (200 for an SSE `error` event or an `aiRecord.status` of FAILED;
             0 when no response arrived at all: connect error, timeout, dropped connection).
     code: upstream code (`UNAUTHORIZED`, `UNSUPPORTED_MODEL`, `RATE_LIMITED`, …) or a relay-chosen one
-          (`CONNECT_ERROR`, `TIMEOUT`, `STREAM_ERROR`, `FAILED`, `INVALID_RESPONSE`).
+          (see the module docstring for the full list).
+    retry_after: seconds the upstream asked us to wait (from `Retry-After`), if it said.
+    headers: response headers worth passing on to the relay's client (today only `Retry-After`).
     """
 
     status: int
@@ -25,3 +53,111 @@ class UpstreamError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.status} {self.code}: {self.message}")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value: delta-seconds or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _text(value: Any) -> str | None:
+    """A message from whatever upstream put there: a string, a list of strings, or nothing usable."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, list):
+        parts = [item.strip() for item in value if isinstance(item, str) and item.strip()]
+        return "; ".join(parts) or None
+    return None
+
+
+def _short(message: str) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= _MAX_MESSAGE_CHARS else message[: _MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def error_from_payload(status: int, payload: Any) -> UpstreamError | None:
+    """Read the upstream's own error out of a decoded JSON body, or None if it holds none.
+
+    Shape A `{"success": false, "error": {"code", "message", "details"?}}` (chat),
+    shape B `{"errorCode", "message", "details"?}` (features), and the looser forms seen in the
+    wild: `{"error": "text"}`, `{"message": "text"}` and NestJS' `{"statusCode", "message": [..]}`.
+    """
+    if not isinstance(payload, Mapping):
+        return None
+    inner = payload.get("error")
+    if isinstance(inner, Mapping):
+        code = inner.get("code")
+        message = _text(inner.get("message"))
+        details = inner.get("details")
+    else:
+        code = payload.get("errorCode", payload.get("code"))
+        message = _text(inner) or _text(payload.get("message"))
+        details = payload.get("details")
+    if not isinstance(code, str) or not code.strip():
+        if message is None:
+            return None
+        code = "HTTP_ERROR"
+    return UpstreamError(status, code.strip(), _short(message or code), details=details)
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+    """Normalise a non-2xx answer (JSON in any known shape, HTML from Cloudflare, or anything else)."""
+    content_type = headers.get("content-type", "").lower()
+    try:
+        error = error_from_payload(status, json.loads(body))
+    except ValueError:
+        error = None
+    if error is None:
+        error = UpstreamError(status, "HTTP_ERROR", _describe_non_json(status, content_type, body))
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is not None:
+        error.retry_after = retry_after
+        error.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return error
+
+
+def _describe_non_json(status: int, content_type: str, body: bytes) -> str:
+    message = f"1min.ai answered HTTP {status}"
+    if b"cloudflare" in body[:4096].lower():
+        return message + " from its Cloudflare front (the service is unreachable or refused the call)"
+    if content_type.startswith("text/plain"):
+        text = body[:_MAX_MESSAGE_CHARS].decode("utf-8", "replace").strip()
+        if text and "<" not in text:
+            return _short(f"{message}: {text}")
+    return message
+
+
+def failed_record_error(record: Mapping[str, Any]) -> UpstreamError:
+    """The error for a 200 whose aiRecord says the generation failed."""
+    status = record.get("status")
+    return UpstreamError(
+        200,
+        "FAILED",
+        f"1min.ai reported the generation as {status}" if isinstance(status, str) else "generation failed",
+        details={"uuid": record.get("uuid"), "status": status},
+    )
+
+
+def invalid_response(message: str, status: int = 200) -> UpstreamError:
+    return UpstreamError(status, "INVALID_RESPONSE", message)
+
+
+def redact(error: UpstreamError, secret: str) -> UpstreamError:
+    """Blank out the caller's key should upstream ever echo it back in a message or details."""
+    if secret and secret in error.message:
+        error.message = error.message.replace(secret, "***")
+        error.args = (f"{error.status} {error.code}: {error.message}",)
+    if secret and secret in json.dumps(error.details, default=str):
+        error.details = None
+    return error

@@ -1,8 +1,42 @@
-"""Picks the state backend from the settings. STUB."""
+"""Picks the state backend from the settings: STATE_URL's scheme, or the embedded SQLite default."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 from onemin_relay.config import Settings
-from onemin_relay.state.base import StateStore
+from onemin_relay.state.base import StateStore, StateUnavailable
+from onemin_relay.state.memcached import MemcachedStateStore
+from onemin_relay.state.redis import RedisStateStore
+from onemin_relay.state.sqlite import SQLiteStateStore
+
+log = logging.getLogger("onemin_relay.state")
+
+SQLITE_FILENAME = "relay.sqlite3"
+
+
+def sqlite_path(settings: Settings) -> Path:
+    """`sqlite:///relative/file.db` or `sqlite:////absolute/file.db`; by default DATA_DIR/relay.sqlite3."""
+    if settings.state_url.startswith("sqlite://"):
+        return Path(settings.state_url.removeprefix("sqlite://").removeprefix("/"))
+    return settings.data_dir / SQLITE_FILENAME
 
 
 async def open_state(settings: Settings) -> StateStore:
-    raise NotImplementedError
+    """Open the configured store. A shared server that is down at start-up is not fatal: the relay
+    starts, state features answer 503, and the store connects once the server is reachable. An
+    embedded file that cannot be opened is a configuration error and raises StateUnavailable."""
+    url = settings.state_url
+    store: StateStore
+    if url.startswith(("redis://", "rediss://")):
+        store = RedisStateStore(url)
+    elif url.startswith("memcached://"):
+        store = MemcachedStateStore(url)
+    else:
+        return await SQLiteStateStore.open(sqlite_path(settings))
+    try:
+        await store.ping()
+    except StateUnavailable as exc:
+        log.warning("%s; file features answer 503 until it is reachable", exc)
+    return store

@@ -1,8 +1,28 @@
-"""Background removal of expired files. STUB."""
+"""Background removal of expired files, on every backend, without ever blocking requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
 
 from onemin_relay.config import Settings
-from onemin_relay.state.base import StateStore
+from onemin_relay.state.base import StateStore, StateUnavailable
+
+log = logging.getLogger("onemin_relay.state")
 
 
 async def run_retention(state: StateStore, settings: Settings) -> None:
-    raise NotImplementedError
+    """Sweep every RETENTION_SWEEP_INTERVAL seconds until cancelled. A failed sweep (backend down,
+    any bug) is logged and retried at the next interval: the task must outlive any error."""
+    while True:
+        try:
+            removed = await state.delete_expired_files(time.time())
+        except StateUnavailable as exc:
+            log.warning("file retention sweep skipped, will retry: %s", exc)
+        except Exception:
+            log.exception("file retention sweep failed, will retry")
+        else:
+            if removed:
+                log.info("file retention removed %d expired file record(s)", removed)
+        await asyncio.sleep(settings.retention_sweep_interval)

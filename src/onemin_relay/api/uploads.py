@@ -1,0 +1,304 @@
+"""Multipart uploads for images, audio and files: bounded while streaming, always cleaned up.
+
+The body is parsed as it arrives (Starlette's parser spools each file to a SpooledTemporaryFile: memory up
+to 1 MB, then an anonymous temporary file). A declared Content-Length over the cap is refused before
+anything is read, the bytes are counted as they arrive, and every file part is checked against its own
+limit; the form (and so every spooled file) is closed when the request is done, whatever happened.
+"""
+
+from __future__ import annotations
+
+import math
+import mimetypes
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from onemin_relay.errors import invalid_request, too_large
+from onemin_relay.upstream.client import Asset, OneMinClient
+from onemin_relay.upstream.errors import UpstreamError
+
+# Room for the text fields and multipart framing around the files themselves.
+_FORM_OVERHEAD = 256 * 1024
+_MAX_FIELD_BYTES = 192 * 1024  # a 32,000-character prompt in UTF-8, with room to spare
+_MAX_FIELDS = 64
+_SNIFF_BYTES = 64
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class MediaType:
+    extension: str  # without the dot
+    mime_type: str
+
+
+IMAGE_TYPES = {
+    "png": MediaType("png", "image/png"),
+    "jpeg": MediaType("jpg", "image/jpeg"),
+    "webp": MediaType("webp", "image/webp"),
+    "gif": MediaType("gif", "image/gif"),
+}
+# OpenAI's accepted audio formats, as the extension 1min.ai's Asset API takes for each (reference §6.1).
+AUDIO_EXTENSIONS = {
+    "flac": MediaType("flac", "audio/flac"),
+    "mp3": MediaType("mp3", "audio/mpeg"),
+    "mpeg": MediaType("mp3", "audio/mpeg"),
+    "mpga": MediaType("mp3", "audio/mpeg"),
+    "mp4": MediaType("mp4", "audio/mp4"),
+    "m4a": MediaType("m4a", "audio/mp4"),
+    "ogg": MediaType("ogg", "audio/ogg"),
+    "oga": MediaType("ogg", "audio/ogg"),
+    "wav": MediaType("wav", "audio/wav"),
+    "webm": MediaType("webm", "audio/webm"),
+}
+
+
+class UploadForm:
+    """A parsed multipart form with typed accessors that answer 400s naming the field."""
+
+    def __init__(self, form: FormData) -> None:
+        self.form = form
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = self.form.get(name)
+        if value is None or (isinstance(value, str) and value == "" and not required):
+            if required:
+                raise invalid_request(
+                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+                )
+            return None
+        if not isinstance(value, str):
+            raise invalid_request(f"Invalid type for '{name}': expected a string, got a file.", param=name)
+        if required and not value.strip():
+            raise invalid_request(f"Invalid value for '{name}': it must not be empty.", param=name)
+        return value
+
+    def integer(self, name: str, default: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise invalid_request(
+                f"Invalid type for '{name}': expected an integer, got {value[:40]!r}.",
+                param=name,
+                code="invalid_type",
+            ) from None
+
+    def number(self, name: str) -> float | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise invalid_request(
+                f"Invalid type for '{name}': expected a number, got {value[:40]!r}.",
+                param=name,
+                code="invalid_type",
+            )
+        return number
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value not in allowed:
+            shown = ", ".join(f"'{item}'" for item in allowed)
+            raise invalid_request(
+                f"Invalid value for '{name}': {value[:40]!r}. Supported values are: {shown}.",
+                param=name,
+                code="invalid_value",
+            )
+        return value
+
+    def texts(self, name: str) -> list[str]:
+        """Every value of a repeated field, sent as `name[]` (the SDKs) or `name`."""
+        values = [*self.form.getlist(f"{name}[]"), *self.form.getlist(name)]
+        if any(not isinstance(value, str) for value in values):
+            raise invalid_request(f"Invalid type for '{name}': expected strings, got a file.", param=name)
+        return [value for value in values if isinstance(value, str)]
+
+    def files(self, name: str) -> list[UploadFile]:
+        """Every file sent as `name` or `name[]`; a text value there is a 400."""
+        values = [*self.form.getlist(name), *self.form.getlist(f"{name}[]")]
+        if any(not isinstance(value, UploadFile) for value in values):
+            raise invalid_request(
+                f"Invalid type for '{name}': expected a file upload (multipart part with a filename).",
+                param=name,
+            )
+        return [value for value in values if isinstance(value, UploadFile)]
+
+    def file(self, name: str, *, required: bool = True) -> UploadFile | None:
+        files = self.files(name)
+        if not files:
+            if required:
+                raise invalid_request(
+                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+                )
+            return None
+        if len(files) > 1:
+            raise invalid_request(f"Only one file may be sent as '{name}'.", param=name)
+        return files[0]
+
+
+async def _capped(stream: AsyncIterator[bytes], cap: int, limit_text: str) -> AsyncGenerator[bytes, None]:
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > cap:
+            raise too_large(limit_text)
+        yield chunk
+
+
+@asynccontextmanager
+async def multipart_form(
+    request: Request, *, max_file_bytes: int, max_files: int = 1
+) -> AsyncIterator[UploadForm]:
+    """Parse a multipart/form-data body (files up to `max_file_bytes` each) and close it afterwards."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise invalid_request(
+            "This endpoint expects a multipart/form-data body "
+            "(Content-Type: multipart/form-data; boundary=…)."
+        )
+    limit_text = f"The upload exceeds the {max_file_bytes} byte limit for this endpoint."
+    cap = max_file_bytes * max_files + _FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large(limit_text)
+    parser = MultiPartParser(
+        request.headers,
+        _capped(request.stream(), cap, limit_text),
+        max_files=max_files,
+        max_fields=_MAX_FIELDS,
+        max_part_size=_MAX_FIELD_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise invalid_request(f"The multipart body could not be parsed: {exc.message}") from None
+    except ClientDisconnect:
+        raise invalid_request("The client closed the connection before sending the whole body.") from None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile) and (value.size or 0) > max_file_bytes:
+                raise too_large(limit_text, param=name.removesuffix("[]"))
+        yield UploadForm(form)
+    finally:
+        await form.close()
+
+
+async def _head(upload: UploadFile) -> bytes:
+    head = await upload.read(_SNIFF_BYTES)
+    await upload.seek(0)
+    return head
+
+
+def _image_kind(head: bytes) -> str | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    return None
+
+
+async def image_type(upload: UploadFile, param: str) -> MediaType:
+    """The image's real type, read from its first bytes; anything but PNG/JPEG/WebP/GIF is a 400."""
+    kind = _image_kind(await _head(upload))
+    if kind is None:
+        raise invalid_request(
+            f"Invalid file for '{param}': expected a PNG, JPEG, WebP or GIF image.",
+            param=param,
+            code="invalid_image_format",
+        )
+    return IMAGE_TYPES[kind]
+
+
+def _audio_kind(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm"
+    if head[4:8] == b"ftyp":
+        return "m4a"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+async def audio_type(upload: UploadFile, param: str) -> MediaType:
+    """The audio's type from its extension when OpenAI accepts it, else from its first bytes; else a 400."""
+    extension = _extension(upload.filename)
+    kind = extension if extension in AUDIO_EXTENSIONS else _audio_kind(await _head(upload))
+    if kind is None:
+        shown = ", ".join(sorted(AUDIO_EXTENSIONS))
+        raise invalid_request(
+            f"Invalid file format for '{param}'. Supported formats: {shown}.",
+            param=param,
+            code="invalid_value",
+        )
+    return AUDIO_EXTENSIONS[kind]
+
+
+def _extension(filename: str | None) -> str:
+    name = safe_filename(filename or "")
+    return name.rsplit(".", 1)[-1].lower() if "." in name.strip(".") else ""
+
+
+def safe_filename(filename: str, *, extension: str | None = None) -> str:
+    """The last path segment of a client-given name, reduced to safe characters, with `extension` if given."""
+    base = PureWindowsPath(PurePosixPath(filename).name).name
+    name = _SAFE_NAME.sub("_", base).strip("._")[:100] or "upload"
+    if extension is not None:
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        name = f"{stem}.{extension}"
+    return name
+
+
+def file_type(upload: UploadFile) -> MediaType:
+    """A general file's extension and MIME type; 1min.ai needs a real extension to accept it."""
+    extension = _extension(upload.filename)
+    if not extension:
+        raise invalid_request(
+            "Invalid file for 'file': the filename needs an extension that names its type (e.g. report.pdf).",
+            param="file",
+            code="invalid_value",
+        )
+    declared = (upload.content_type or "").split(";", 1)[0].strip().lower()
+    guessed = mimetypes.guess_type(f"x.{extension}")[0]
+    usable_declared = declared if declared and declared != "application/octet-stream" else None
+    return MediaType(extension, guessed or usable_declared or "application/octet-stream")
+
+
+async def store_asset(
+    upstream: OneMinClient, api_key: str, upload: UploadFile, filename: str, media: MediaType, param: str
+) -> Asset:
+    """Stream the spooled upload to 1min.ai's Asset API; a file it refuses is a 400 naming the field."""
+    try:
+        return await upstream.upload_asset(api_key, filename, upload.file, media.mime_type)
+    except UpstreamError as exc:
+        if exc.status in (400, 413, 415, 422):
+            raise invalid_request(
+                f"1min.ai refused the file sent as '{param}': {exc.message}",
+                param=param,
+                code="unsupported_file",
+            ) from None
+        raise

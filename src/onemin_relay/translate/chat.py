@@ -1,0 +1,278 @@
+"""OpenAI chat ⇄ 1min.ai chat-with-ai, as pure functions.
+
+Request side: the OpenAI `messages` are folded into the single upstream `prompt` (transcript format in
+docs/chat.md), image/file parts are enumerated for upload, and the upstream payload is built.
+Response side: an aiRecord or stream events become `chat.completion` / `chat.completion.chunk` objects.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from onemin_relay.errors import invalid_request
+from onemin_relay.translate.chat_wire import (
+    AudioPart,
+    ChatCompletionRequest,
+    FilePart,
+    ImagePart,
+    Message,
+    RefusalPart,
+    TextPart,
+    WebSearchOptions,
+)
+
+CHAT_TYPE = "UNIFY_CHAT_WITH_AI"
+ONLINE_SUFFIX = ":online"
+FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
+# How much the web search reads for OpenAI's `search_context_size` (1min.ai defaults: 3 sites, 1000 words).
+SEARCH_CONTEXT = {"low": (2, 500), "medium": (3, 1000), "high": (5, 2000)}
+
+_ROLE_LABELS = {
+    "system": "System",
+    "developer": "System",
+    "user": "User",
+    "assistant": "Assistant",
+    "tool": "Tool",
+    "function": "Function",
+}
+
+
+# --- request side ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MediaPart:
+    """An image or file content part, numbered in conversation order (`[image 1]`, `[file 1: …]`)."""
+
+    kind: Literal["image", "file"]
+    number: int
+    param: str  # where it sits in the request, for error messages: `messages.2.content.1`
+    part: ImagePart | FilePart
+
+
+def split_online(model: str) -> tuple[str, bool]:
+    """`gpt-4o:online` → (`gpt-4o`, True): the suffix some clients use to ask for web search."""
+    if model.endswith(ONLINE_SUFFIX) and len(model) > len(ONLINE_SUFFIX):
+        return model[: -len(ONLINE_SUFFIX)], True
+    return model, False
+
+
+def media_parts(messages: Sequence[Message]) -> list[MediaPart]:
+    """Every image and file part, in order. Audio input has no upstream equivalent: 400, not dropped."""
+    found: list[MediaPart] = []
+    counters = {"image": 0, "file": 0}
+    for m, message in enumerate(messages):
+        if isinstance(message.content, str) or message.content is None:
+            continue
+        for p, part in enumerate(message.content):
+            param = f"messages.{m}.content.{p}"
+            if isinstance(part, AudioPart):
+                raise invalid_request(
+                    "Audio input is not supported by 1min.ai chat; transcribe it first with "
+                    "/v1/audio/transcriptions and send the text.",
+                    param=param,
+                    code="unsupported_content",
+                )
+            if isinstance(part, ImagePart | FilePart):
+                kind: Literal["image", "file"] = "image" if isinstance(part, ImagePart) else "file"
+                counters[kind] += 1
+                found.append(MediaPart(kind, counters[kind], param, part))
+    return found
+
+
+def build_prompt(messages: Sequence[Message], file_names: Mapping[str, str] | None = None) -> str:
+    """Fold the conversation into one prompt: system/developer instructions first, then the turns in
+    order (so the latest user turn comes last), each as `Label: text`. A lone user message is sent as
+    its own text. `file_names` gives the names of `file_id` parts for their `[file N: name]` markers."""
+    rendered = list(_render_all(messages, file_names or {}))
+    if len(messages) == 1 and messages[0].role == "user":
+        return rendered[0][2]
+    first = [entry for entry in rendered if entry[0] in {"system", "developer"}]
+    rest = [entry for entry in rendered if entry[0] not in {"system", "developer"}]
+    return "\n\n".join(f"{label}: {text}" for _, label, text in first + rest)
+
+
+def _render_all(messages: Sequence[Message], names: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(role, label, text) per transcript entry; an assistant turn with tool calls gives one per call."""
+    counters = {"image": 0, "file": 0}
+    for message in messages:
+        text = _render_content(message, counters, names)
+        label = _ROLE_LABELS[message.role] + (f" ({message.name})" if message.name else "")
+        if message.role == "tool":
+            label = "Tool result" + (f" (call {message.tool_call_id})" if message.tool_call_id else "")
+        elif message.role == "function":
+            label = f"Function result ({message.name or 'function'})"
+        elif message.role == "assistant":
+            if message.refusal:
+                text = "\n".join(filter(None, [text, f"(refused: {message.refusal})"]))
+            calls = [
+                (call.function.name, call.function.arguments, call.id) for call in message.tool_calls or []
+            ]
+            if message.function_call is not None:
+                calls.append((message.function_call.name, message.function_call.arguments, ""))
+            if text or not calls:
+                yield message.role, label, text
+            for name, arguments, call_id in calls:
+                yield message.role, _call_label(name, call_id), arguments
+            continue
+        yield message.role, label, text
+
+
+def _call_label(name: str, call_id: str) -> str:
+    return f"Assistant (called tool {name}" + (f", call {call_id})" if call_id else ")")
+
+
+def _render_content(message: Message, counters: dict[str, int], names: Mapping[str, str]) -> str:
+    content = message.content
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    pieces: list[str] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            pieces.append(part.text)
+        elif isinstance(part, RefusalPart):
+            pieces.append(f"(refused: {part.refusal})")
+        elif isinstance(part, ImagePart):
+            counters["image"] += 1
+            pieces.append(f"[image {counters['image']}]")
+        elif isinstance(part, FilePart):
+            counters["file"] += 1
+            name = part.file.filename or names.get(part.file.file_id or "", "")
+            pieces.append(f"[file {counters['file']}: {name}]" if name else f"[file {counters['file']}]")
+    return "\n".join(pieces)
+
+
+def web_search_settings(request: ChatCompletionRequest, online_suffix: bool) -> dict[str, Any] | None:
+    """`webSearchSettings` when the client asked for web search (`web_search_options` or `:online`)."""
+    if request.web_search_options is None and not online_suffix:
+        return None
+    options = request.web_search_options or WebSearchOptions()
+    sites, words = SEARCH_CONTEXT[options.search_context_size or "medium"]
+    return {"webSearch": True, "numOfSite": sites, "maxWord": words}
+
+
+def build_payload(
+    model: str,
+    prompt: str,
+    *,
+    images: Sequence[str] = (),
+    files: Sequence[str] = (),
+    web_search: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `POST /api/chat-with-ai` body."""
+    prompt_object: dict[str, Any] = {"prompt": prompt}
+    if web_search:
+        prompt_object["settings"] = {"webSearchSettings": dict(web_search)}
+    if images or files:
+        prompt_object["attachments"] = {"images": list(images), "files": list(files)}
+    return {"type": CHAT_TYPE, "model": model, "promptObject": prompt_object}
+
+
+# --- response side -----------------------------------------------------------------------------
+
+
+def new_completion_id(record: Mapping[str, Any] | None = None) -> str:
+    uuid = record.get("uuid") if record else None
+    suffix = uuid.replace("-", "") if isinstance(uuid, str) and uuid else secrets.token_hex(12)
+    return f"chatcmpl-{suffix}"
+
+
+def answer_text(record: Mapping[str, Any]) -> str:
+    """The answer in an aiRecord: `aiRecordDetail.resultObject[0]` (a bare string is tolerated)."""
+    detail = record.get("aiRecordDetail")
+    result = detail.get("resultObject") if isinstance(detail, Mapping) else None
+    if isinstance(result, str):
+        return result
+    if isinstance(result, list) and result and isinstance(result[0], str):
+        return result[0]
+    return ""
+
+
+def record_metadata(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    metadata = record.get("metadata") if record else None
+    return metadata if isinstance(metadata, Mapping) else None
+
+
+def finish_reason(relay_reason: str | None, record: Mapping[str, Any] | None) -> str:
+    """The relay's own cut (stop sequence, token limit) wins; otherwise upstream's `finishReason`."""
+    if relay_reason == "length":
+        return "length"
+    metadata = record_metadata(record)
+    upstream = metadata.get("finishReason") if metadata else None
+    if isinstance(upstream, str) and upstream.lower() in FINISH_REASONS - {"tool_calls"}:
+        return upstream.lower()
+    return "stop"
+
+
+def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+@dataclass(frozen=True)
+class ChoiceResult:
+    text: str
+    finish_reason: str
+
+
+def completion_object(
+    completion_id: str, created: int, model: str, choices: Sequence[ChoiceResult], usage: Mapping[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": choice.text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": choice.finish_reason,
+            }
+            for index, choice in enumerate(choices)
+        ],
+        "usage": dict(usage),
+    }
+
+
+def chunk_object(
+    completion_id: str,
+    created: int,
+    model: str,
+    index: int,
+    delta: Mapping[str, Any],
+    finish: str | None = None,
+    *,
+    include_usage: bool = False,
+) -> dict[str, Any]:
+    chunk: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": index, "delta": dict(delta), "logprobs": None, "finish_reason": finish}],
+    }
+    if include_usage:
+        chunk["usage"] = None
+    return chunk
+
+
+def usage_chunk(completion_id: str, created: int, model: str, usage: Mapping[str, int]) -> dict[str, Any]:
+    """The last chunk when `stream_options.include_usage` is set: no choices, the usage of the request."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": dict(usage),
+    }

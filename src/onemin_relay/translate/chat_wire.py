@@ -1,0 +1,222 @@
+"""The OpenAI `POST /v1/chat/completions` request, as pydantic wire models.
+
+Permissive where OpenAI clients differ (unknown top-level fields are accepted and ignored), strict where a
+wrong value would change the answer (roles, content part shapes, `n`, `stop`, token limits).
+Union members carry `<…>` tags so `api_error_param` can drop them from an error's location.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+from onemin_relay.errors import OpenAIError, invalid_request
+
+# Each choice is one upstream call (and its credits): bound what one request can fan out to.
+MAX_CHOICES = 8
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TextPart(_Wire):
+    type: Literal["text"]
+    text: str
+
+
+class RefusalPart(_Wire):
+    type: Literal["refusal"]
+    refusal: str
+
+
+class ImageURL(_Wire):
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Wire):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(_Wire):
+    data: str
+    format: str
+
+
+class AudioPart(_Wire):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileRef(_Wire):
+    file_id: str | None = Field(None, min_length=1, max_length=256)
+    file_data: str | None = Field(None, min_length=1)
+    filename: str | None = Field(None, min_length=1, max_length=255)
+
+
+class FilePart(_Wire):
+    type: Literal["file"]
+    file: FileRef
+
+
+def _part_kind(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"<{kind}>" if isinstance(kind, str) else None
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("<text>")]
+    | Annotated[RefusalPart, Tag("<refusal>")]
+    | Annotated[ImagePart, Tag("<image_url>")]
+    | Annotated[AudioPart, Tag("<input_audio>")]
+    | Annotated[FilePart, Tag("<file>")],
+    Discriminator(
+        _part_kind,
+        custom_error_type="invalid_content_part",
+        custom_error_message="each content part needs a type: text, image_url, input_audio, file or refusal",
+    ),
+]
+
+
+def _content_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<text>"
+    if isinstance(value, list | tuple):
+        return "<parts>"
+    return None
+
+
+Content = Annotated[
+    Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<parts>")],
+    Discriminator(
+        _content_kind,
+        custom_error_type="invalid_content",
+        custom_error_message="content must be a string or an array of content parts",
+    ),
+]
+
+
+class FunctionCall(_Wire):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(_Wire):
+    id: str = ""
+    type: str = "function"
+    function: FunctionCall
+
+
+class Message(_Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Content | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    function_call: FunctionCall | None = None
+    refusal: str | None = None
+
+
+class StreamOptions(_Wire):
+    include_usage: bool | None = None
+
+
+class WebSearchOptions(_Wire):
+    search_context_size: Literal["low", "medium", "high"] | None = None
+
+
+def _stop_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<text>"
+    if isinstance(value, list | tuple):
+        return "<list>"
+    return None
+
+
+Stop = Annotated[
+    Annotated[str, Tag("<text>")] | Annotated[list[Annotated[str, Field(min_length=1)]], Tag("<list>")],
+    Discriminator(
+        _stop_kind,
+        custom_error_type="invalid_stop",
+        custom_error_message="stop must be a string or an array of up to 4 strings",
+    ),
+]
+
+
+class ChatCompletionRequest(_Wire):
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=MAX_CHOICES)
+    stop: Stop | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    web_search_options: WebSearchOptions | None = None
+    # Accepted and ignored: 1min.ai has no such settings (docs/chat.md lists them).
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    user: str | None = None
+    # Accepted without error for now (a later issue emulates them).
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    response_format: dict[str, Any] | None = None
+    modalities: list[str] | None = None
+
+    @property
+    def stop_sequences(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        stops = [self.stop] if isinstance(self.stop, str) else self.stop
+        return tuple(stop for stop in stops if stop)
+
+    @property
+    def token_limit(self) -> int | None:
+        """`max_completion_tokens` (the current name) wins over the deprecated `max_tokens`."""
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    @property
+    def choices(self) -> int:
+        return self.n or 1
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def parse_chat_request(data: object) -> ChatCompletionRequest:
+    """Validate a request body; the first problem becomes a 400 naming its param (e.g. `messages.0.role`)."""
+    try:
+        request = ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise request_error(exc) from None
+    if isinstance(request.stop, list) and len(request.stop) > 4:
+        raise invalid_request("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
+    if request.modalities and "audio" in request.modalities:
+        raise invalid_request(
+            "Audio output is not available through 1min.ai chat; ask for text only.", param="modalities"
+        )
+    return request
+
+
+def request_error(exc: ValidationError) -> OpenAIError:
+    first = exc.errors(include_url=False)[0]
+    param = ".".join(str(part) for part in first["loc"] if not str(part).startswith("<")) or None
+    if first["type"] == "missing":
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    where = f" at '{param}'" if param else ""
+    return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")

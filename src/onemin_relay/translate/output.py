@@ -1,0 +1,97 @@
+"""What the relay does to the model's text itself: `stop` sequences and `max_tokens` truncation.
+
+1min.ai takes neither, so the whole answer is generated upstream and cut here. `OutputLimiter` works on
+a stream of deltas (and on a whole answer: one `feed` then `finish`), emitting only text that is final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from onemin_relay.translate.tokens import encoding, truncate_to_tokens
+
+FinishReason = Literal["stop", "length"]
+
+
+class OutputLimiter:
+    """Applies stop sequences, then the token limit, to text arriving in pieces.
+
+    A tail that could be the start of a stop sequence is held back until the next piece shows it is not.
+    Once a limit is hit, `done` is true, `finish_reason` says which, and further input is ignored.
+    """
+
+    def __init__(self, stop: Sequence[str] = (), max_tokens: int | None = None) -> None:
+        self._stops = tuple(s for s in stop if s)
+        self._hold = max((len(s) for s in self._stops), default=1) - 1
+        self._max_tokens = max_tokens
+        self._pending = ""  # received, not yet emitted (may hold a partial stop sequence)
+        self._emitted = ""  # everything emitted so far
+        self._emitted_bytes = 0
+        self.done = False
+        self.finish_reason: FinishReason | None = None
+
+    @property
+    def text(self) -> str:
+        return self._emitted
+
+    def feed(self, delta: str) -> str:
+        """Take the next piece of the answer; return the text that can be sent on now."""
+        if self.done or not delta:
+            return ""
+        self._pending += delta
+        cut = self._first_stop(self._pending)
+        if cut is not None:
+            ready, self._pending = self._pending[:cut], ""
+            emitted = self._limit_tokens(ready)
+            if not self.done:
+                self.done, self.finish_reason = True, "stop"
+            return emitted
+        keep = min(self._hold, len(self._pending))
+        ready = self._pending[: len(self._pending) - keep]
+        self._pending = self._pending[len(ready) :]
+        return self._limit_tokens(ready)
+
+    def finish(self) -> str:
+        """The answer is complete: release what was held back."""
+        if self.done:
+            return ""
+        rest, self._pending = self._pending, ""
+        emitted = self._limit_tokens(rest)
+        self.done = True
+        self.finish_reason = self.finish_reason or "stop"
+        return emitted
+
+    def _first_stop(self, text: str) -> int | None:
+        found = [i for i in (text.find(stop) for stop in self._stops) if i >= 0]
+        return min(found) if found else None
+
+    def _limit_tokens(self, ready: str) -> str:
+        if not ready or self.done:
+            return ""
+        limit = self._max_tokens
+        candidate = self._emitted + ready
+        size = self._emitted_bytes + len(ready.encode("utf-8"))
+        # A token is at least one byte, so below `limit` bytes no tokenising is needed.
+        if (
+            limit is None
+            or size <= limit
+            or len(encoding().encode(candidate, disallowed_special=())) <= limit
+        ):
+            self._emitted, self._emitted_bytes = candidate, size
+            return ready
+        allowed, _ = truncate_to_tokens(candidate, limit)
+        emitted = allowed[len(self._emitted) :] if allowed.startswith(self._emitted) else ""
+        self._emitted += emitted
+        self._emitted_bytes = len(self._emitted.encode("utf-8"))
+        self.done, self.finish_reason, self._pending = True, "length", ""
+        return emitted
+
+
+def limit_text(
+    text: str, stop: Sequence[str] = (), max_tokens: int | None = None
+) -> tuple[str, FinishReason]:
+    """A whole answer through the same rules as a stream."""
+    limiter = OutputLimiter(stop, max_tokens)
+    out = limiter.feed(text) + limiter.finish()
+    return out, limiter.finish_reason or "stop"

@@ -1,5 +1,200 @@
-"""OpenAI /v1 routes for images. STUB: to be written."""
+"""OpenAI /v1/images routes: generations (JSON), variations and edits (multipart)."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+import asyncio
+import base64
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from onemin_relay.api.auth import caller_key
+from onemin_relay.api.capabilities import require_capability
+from onemin_relay.api.common import read_json, relay, validate
+from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
+from onemin_relay.errors import invalid_request
+from onemin_relay.translate.features import feature_request, result_keys
+from onemin_relay.translate.images import (
+    EDITOR,
+    GENERATOR,
+    INPAINTER,
+    VARIATOR,
+    ImageOptions,
+    ImagePlan,
+    default_response_format,
+    edit_plan,
+    generation_plan,
+    images_response,
+    variation_plan,
+    with_inputs,
+)
+
+if TYPE_CHECKING:
+    from onemin_relay.app import RelayContext
+
+MAX_PROMPT_CHARS = 32_000
+_RESPONSE_FORMATS = ("url", "b64_json")
+# OpenAI allows up to 16 input images per edit; the form parser must accept them to answer clearly.
+_MAX_EDIT_IMAGES = 16
+
+
+class GenerationBody(BaseModel):
+    """CreateImageRequest. Family-specific values are checked by translate/images."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(None, min_length=1, max_length=200)
+    n: int | None = None
+    size: str | None = Field(None, max_length=32)
+    quality: str | None = Field(None, max_length=32)
+    style: str | None = Field(None, max_length=32)
+    background: str | None = Field(None, max_length=32)
+    output_format: str | None = Field(None, max_length=32)
+    output_compression: int | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    moderation: Literal["low", "auto"] | None = None
+    stream: bool | None = None
+    user: str | None = None
+
+
+def _refuse_streaming(stream: bool | str | None) -> None:
+    if stream is True or (isinstance(stream, str) and stream.strip().lower() == "true"):
+        raise invalid_request(
+            "Streaming image generation is not supported by 1min.ai; send stream=false.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+
+
+async def create_image(request: Request) -> Response:
+    api_key = caller_key(request)
+    context = relay(request)
+    body = validate(GenerationBody, await read_json(request))
+    _refuse_streaming(body.stream)
+    model = body.model or "dall-e-2"
+    options = ImageOptions(
+        n=body.n if body.n is not None else 1,
+        size=body.size,
+        quality=body.quality,
+        style=body.style,
+        background=body.background,
+        output_format=body.output_format,
+        output_compression=body.output_compression,
+    )
+    info = await require_capability(context, model, GENERATOR, "image generation")
+    plan = generation_plan(model, body.prompt, options, provider=info.provider)
+    record = await context.upstream.feature(api_key, feature_request(GENERATOR, model, plan.prompt_object))
+    return await _answer(context, record, plan, body.response_format or default_response_format(model))
+
+
+def _n(form: UploadForm) -> int:
+    n = form.integer("n")
+    return 1 if n is None else n
+
+
+def _form_options(form: UploadForm) -> ImageOptions:
+    return ImageOptions(
+        n=_n(form),
+        size=form.text("size"),
+        quality=form.text("quality"),
+        style=form.text("style"),
+        background=form.text("background"),
+        output_format=form.text("output_format"),
+        output_compression=form.integer("output_compression"),
+    )
+
+
+async def create_variation(request: Request) -> Response:
+    api_key = caller_key(request)
+    context = relay(request)
+    async with multipart_form(request, max_file_bytes=context.settings.max_image_upload_bytes) as form:
+        image = form.file("image")
+        assert image is not None
+        model = form.text("model") or "dall-e-2"
+        response_format = form.choice("response_format", _RESPONSE_FORMATS, None)
+        options = ImageOptions(n=_n(form), size=form.text("size"))
+        media = await image_type(image, "image")
+        info = await require_capability(context, model, VARIATOR, "image variations")
+        plan = variation_plan(model, options, provider=info.provider)
+        asset = await store_asset(
+            context.upstream, api_key, image, _image_name(image, media.extension), media, "image"
+        )
+    payload = feature_request(VARIATOR, model, with_inputs(plan, asset.path))
+    record = await context.upstream.feature(api_key, payload)
+    return await _answer(context, record, plan, response_format or default_response_format(model))
+
+
+async def create_edit(request: Request) -> Response:
+    api_key = caller_key(request)
+    context = relay(request)
+    limit = context.settings.max_image_upload_bytes
+    async with multipart_form(request, max_file_bytes=limit, max_files=_MAX_EDIT_IMAGES + 1) as form:
+        images = form.files("image")
+        if not images:
+            raise invalid_request(
+                "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+            )
+        if len(images) > 1:
+            raise invalid_request(
+                "1min.ai's image editors take one input image per edit; send a single 'image'.", param="image"
+            )
+        mask = form.file("mask", required=False)
+        prompt = form.text("prompt", required=True)
+        assert prompt is not None
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise invalid_request(f"'prompt' is longer than {MAX_PROMPT_CHARS} characters.", param="prompt")
+        _refuse_streaming(form.text("stream"))
+        model = form.text("model") or "gpt-image-1"
+        response_format = form.choice("response_format", _RESPONSE_FORMATS, None)
+        options = _form_options(form)
+        image_media = await image_type(images[0], "image")
+        mask_media = await image_type(mask, "mask") if mask is not None else None
+        feature = EDITOR if mask is None else INPAINTER
+        capability = "image edits" if mask is None else "image edits with a mask (inpainting)"
+        info = await require_capability(context, model, feature, capability)
+        plan = edit_plan(model, prompt, options, masked=mask is not None, provider=info.provider)
+        image_name = _image_name(images[0], image_media.extension)
+        image_asset = await store_asset(
+            context.upstream, api_key, images[0], image_name, image_media, "image"
+        )
+        mask_path = None
+        if mask is not None and mask_media is not None:
+            mask_name = _image_name(mask, mask_media.extension)
+            mask_path = (
+                await store_asset(context.upstream, api_key, mask, mask_name, mask_media, "mask")
+            ).path
+    payload = feature_request(feature, model, with_inputs(plan, image_asset.path, mask_path))
+    record = await context.upstream.feature(api_key, payload)
+    return await _answer(context, record, plan, response_format or default_response_format(model))
+
+
+def _image_name(upload: UploadFile, extension: str) -> str:
+    return safe_filename(upload.filename or "image", extension=extension)
+
+
+async def _answer(
+    context: RelayContext, record: dict[str, Any], plan: ImagePlan, response_format: str
+) -> Response:
+    """ImagesResponse with public URLs, or with the images fetched (bounded) and base64-encoded."""
+    keys = result_keys(record)[: plan.keep]
+    if response_format == "url":
+        images = [{"url": context.upstream.asset_url(key)} for key in keys]
+    else:
+        limit = context.settings.upstream_max_download_bytes
+        downloads = await asyncio.gather(*(context.upstream.download(key, max_bytes=limit) for key in keys))
+        encoded = await asyncio.gather(*(asyncio.to_thread(base64.b64encode, data) for data, _ in downloads))
+        images = [{"b64_json": data.decode("ascii")} for data in encoded]
+    return JSONResponse(images_response(int(time.time()), images, plan.echo))
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/images/generations", create_image, methods=["POST"]),
+    Route("/v1/images/variations", create_variation, methods=["POST"]),
+    Route("/v1/images/edits", create_edit, methods=["POST"]),
+]

@@ -79,10 +79,10 @@ class UploadForm:
             raise invalid_request(f"Invalid value for '{name}': it must not be empty.", param=name)
         return value
 
-    def integer(self, name: str, default: int) -> int:
+    def integer(self, name: str) -> int | None:
         value = self.text(name)
         if value is None:
-            return default
+            return None
         try:
             return int(value.strip())
         except ValueError:

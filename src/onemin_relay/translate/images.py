@@ -341,12 +341,11 @@ def _midjourney_fields(size: str | None, model: str) -> dict[str, Any]:
     }
 
 
-def variation_plan(
-    model: str, image_path: str, options: ImageOptions, *, provider: str | None = None
-) -> ImagePlan:
-    """The IMAGE_VARIATOR promptObject for `model` (reference §8.2)."""
+def variation_plan(model: str, options: ImageOptions, *, provider: str | None = None) -> ImagePlan:
+    """The IMAGE_VARIATOR promptObject for `model` (reference §8.2), without the input image: see
+    `with_inputs`, so every value is checked before the image is uploaded."""
     family = family_of(model, provider)
-    base: dict[str, Any] = {"imageUrl": image_path}
+    base: dict[str, Any] = {}
     if family is Family.DALL_E_2:
         _check_n(options.n, model, _MAX_N)
         size = _pick("size", options.size, model, DALL_E_2_SIZES, "1024x1024")
@@ -360,30 +359,34 @@ def variation_plan(
 
 
 def edit_plan(
-    model: str,
-    prompt: str,
-    image_path: str,
-    mask_path: str | None,
-    options: ImageOptions,
-    *,
-    provider: str | None = None,
+    model: str, prompt: str, options: ImageOptions, *, masked: bool, provider: str | None = None
 ) -> ImagePlan:
-    """The IMAGE_EDITOR promptObject, or IMAGE_INPAINTER's when a mask is given (reference §8.3)."""
+    """The IMAGE_EDITOR promptObject, or IMAGE_INPAINTER's when `masked` (reference §8.3), without the
+    input images (see `with_inputs`)."""
     family = family_of(model, provider)
-    base: dict[str, Any] = {"imageUrl": image_path, "prompt": prompt}
-    if mask_path is not None:
-        base["maskUrl"] = mask_path
+    base: dict[str, Any] = {"prompt": prompt}
     if family in (Family.GPT_IMAGE_1, Family.GPT_IMAGE_2):
         fields, echo = _gpt_image_fields(model, options, family=family)
         return ImagePlan({**base, **fields}, keep=options.n, echo=echo)
     _refuse(options, model, "size", "quality", "style", "background", "output_format", "output_compression")
-    if family is Family.SDXL and mask_path is None:
+    if family is Family.SDXL and not masked:
         _check_n(options.n, model, _MAX_N)
         return ImagePlan({**base, "samples": options.n, "isMasked": False}, keep=options.n, echo={})
     _check_n(options.n, model, 1)
     return ImagePlan(base, keep=1, echo={})
 
 
+def with_inputs(plan: ImagePlan, image_path: str, mask_path: str | None = None) -> dict[str, Any]:
+    """The plan's promptObject with the uploaded input image (and mask) asset paths."""
+    inputs = {"imageUrl": image_path} if mask_path is None else {"imageUrl": image_path, "maskUrl": mask_path}
+    return {**inputs, **plan.prompt_object}
+
+
 def images_response(created: int, images: Sequence[dict[str, str]], echo: dict[str, str]) -> dict[str, Any]:
     """OpenAI's ImagesResponse: `images` items are `{"url": …}` or `{"b64_json": …}`."""
     return {"created": created, "data": list(images), **echo}
+
+
+def default_response_format(model: str) -> str:
+    """OpenAI answers the GPT image models with base64 and the others with URLs unless told otherwise."""
+    return "b64_json" if is_gpt_image(model) else "url"

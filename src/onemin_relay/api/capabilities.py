@@ -1,0 +1,26 @@
+"""Which upstream feature a model serves: 404 for a model nobody knows, 400 for a known one that lacks it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from onemin_relay.errors import OpenAIError, invalid_request
+
+if TYPE_CHECKING:
+    from onemin_relay.app import RelayContext
+    from onemin_relay.upstream.catalogue import ModelInfo
+
+
+async def require_capability(context: RelayContext, model: str, feature: str, capability: str) -> ModelInfo:
+    """The catalogue entry of `model` under `feature`; `capability` names the feature for people."""
+    try:
+        return await context.catalogue.require(model, feature)
+    except OpenAIError as exc:
+        if exc.status == 404 and await context.catalogue.find(model) is not None:
+            raise invalid_request(
+                f"Model `{model}` does not support {capability}. "
+                "GET /v1/models lists the models and what each can do.",
+                param="model",
+                code="unsupported_model",
+            ) from None
+        raise

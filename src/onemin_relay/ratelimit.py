@@ -1,16 +1,230 @@
-"""Per-key (and optionally per-IP) rate limits. STUB: pass-through until the state helper writes it."""
+"""Per-key (and optionally per-IP) rate limits on /v1, counted with the `limits` library.
+
+Counts live in the configured state backend (Redis or memcached), so every relay sharing it shares
+one count; with the embedded default they live in this process's memory. Over a limit the caller
+gets OpenAI's 429 `rate_limit_exceeded`; every limited /v1 response carries OpenAI's
+`x-ratelimit-*-requests` headers. If the counting store is down the relay lets requests through.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
 
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemcachedStorage, MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.errors import StorageError
+from limits.util import WindowStats
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from onemin_relay.api.auth import caller_key, key_hash
 from onemin_relay.config import Settings
+from onemin_relay.errors import OpenAIError
+
+log = logging.getLogger("onemin_relay.ratelimit")
+
+_NAMESPACE = "onemin-relay"
+# After the counting store fails, requests skip limiting for this long instead of each paying
+# the connection timeout; the next request after it tries the store again.
+_FAILURE_BACKOFF = 2.0
+_STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # also part of the storage key: "key", "ip" or "upstream"
+    item: RateLimitItem
+    by: Literal["key", "ip"]
+    posts_only: bool  # the upstream guard counts only requests that reach 1min.ai
+    subject: str  # for the 429 message
+
+    def counts(self, method: str) -> bool:
+        return method == "POST" or not self.posts_only
+
+
+def configured_rules(settings: Settings) -> list[Rule]:
+    rules = []
+    if settings.rate_limit:
+        rules.append(Rule("key", parse(settings.rate_limit), "key", False, "your API key"))
+    if settings.upstream_rate_guard:
+        subject = "requests forwarded to 1min.ai with your API key"
+        rules.append(Rule("upstream", parse(settings.upstream_rate_guard_limit), "key", True, subject))
+    if settings.rate_limit_per_ip:
+        rules.append(Rule("ip", parse(settings.rate_limit_per_ip), "ip", False, "your IP address"))
+    return rules
+
+
+_STRATEGIES: dict[str, type[RateLimiter]] = {
+    "moving-window": MovingWindowRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+}
+
+
+def limits_storage(settings: Settings) -> Storage:
+    """The `limits` storage matching the state backend: shared for Redis/memcached, else memory."""
+    url = settings.state_url
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStorage(
+            f"async+{url}",
+            implementation="redispy",
+            wrap_exceptions=True,
+            socket_connect_timeout=1,
+            socket_timeout=1,
+        )
+    if url.startswith("memcached://"):
+        location = url.removeprefix("memcached://").split("/")[0]
+        return MemcachedStorage(
+            f"async+memcached://{location}", wrap_exceptions=True, connect_timeout=1, read_timeout=1
+        )
+    return MemoryStorage()
+
+
+def make_limiter(settings: Settings, storage: Storage) -> RateLimiter:
+    strategy = settings.rate_limit_strategy
+    if strategy == "moving-window" and not hasattr(storage, "acquire_entry"):
+        # memcached cannot keep a moving window; the sliding-window counter is its closest match.
+        log.warning("moving-window rate limits are not possible on memcached: using sliding-window-counter")
+        strategy = "sliding-window-counter"
+    return _STRATEGIES[strategy](storage)
+
+
+def openai_duration(seconds: float) -> str:
+    """OpenAI's reset format: `120ms`, `1s`, `8.64s`, `6m0s`, `1h2m3s`."""
+    if seconds < 1:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{math.ceil(seconds * 100) / 100:g}s"
+    whole = math.ceil(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes}m{secs}s" if hours else f"{minutes}m{secs}s"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: Rule
+    stats: WindowStats
+    allowed: bool
+
+    def headers(self) -> dict[str, str]:
+        reset_in = max(0.0, self.stats.reset_time - time.time())
+        headers = {
+            "x-ratelimit-limit-requests": str(self.rule.item.amount),
+            "x-ratelimit-remaining-requests": str(max(0, self.stats.remaining)),
+            "x-ratelimit-reset-requests": openai_duration(reset_in),
+        }
+        if not self.allowed:
+            headers["retry-after"] = str(max(1, math.ceil(reset_in)))
+        return headers
+
+    def error(self) -> OpenAIError:
+        reset_in = max(0.0, self.stats.reset_time - time.time())
+        message = (
+            f"Rate limit reached for {self.rule.subject}: limit {self.rule.item!r}. "
+            f"Please try again in {openai_duration(reset_in)}."
+        )
+        return OpenAIError(429, message, type="requests", code="rate_limit_exceeded", headers=self.headers())
 
 
 class RateLimitMiddleware:
+    """Pure ASGI middleware: counts each /v1 request (not CORS preflights) against the rules."""
+
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.rules = configured_rules(settings)
+        self._limiter: RateLimiter | None = None  # made on first use, inside the serving event loop
+        self._skip_until = 0.0
+        self._failing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if not self.rules or not self._is_limited(scope) or time.monotonic() < self._skip_until:
+            await self.app(scope, receive, send)
+            return
+        try:
+            verdict = await self._judge(scope)
+        except _STORAGE_ERRORS as exc:
+            self._skip_until = time.monotonic() + _FAILURE_BACKOFF
+            if not self._failing:
+                self._failing = True
+                log.warning("rate-limit store unavailable, letting requests through: %s", exc)
+            await self.app(scope, receive, send)
+            return
+        if self._failing:
+            self._failing = False
+            log.info("rate-limit store reachable again; limits apply")
+        if verdict is None:
+            await self.app(scope, receive, send)
+        elif not verdict.allowed:
+            await verdict.error().response()(scope, receive, send)
+        else:
+            await self.app(scope, receive, _with_headers(send, verdict.headers()))
+
+    @staticmethod
+    def _is_limited(scope: Scope) -> bool:
+        path: str = scope.get("path", "")
+        return (
+            scope["type"] == "http"
+            and scope["method"] != "OPTIONS"
+            and (path == "/v1" or path.startswith("/v1/"))
+        )
+
+    def _limiter_in_loop(self) -> RateLimiter:
+        if self._limiter is None:
+            self._limiter = make_limiter(self.settings, limits_storage(self.settings))
+        return self._limiter
+
+    async def _judge(self, scope: Scope) -> Verdict | None:
+        """Count the request against every rule that applies; return the refusal, or else the
+        tightest limit (fewest requests left), whose numbers go into the response headers."""
+        limiter = self._limiter_in_loop()
+        request = Request(scope)
+        identities = {
+            "key": _caller_key_hash(request),
+            "ip": request.client.host if request.client else "unknown",
+        }
+        tightest: Verdict | None = None
+        for rule in self.rules:
+            identity = identities[rule.by]
+            if identity is None:
+                continue  # no usable key: the route answers 401
+            allowed = True
+            if rule.counts(request.method):
+                allowed = await limiter.hit(rule.item, _NAMESPACE, rule.name, identity)
+            stats = await limiter.get_window_stats(rule.item, _NAMESPACE, rule.name, identity)
+            verdict = Verdict(rule, stats, allowed)
+            if not allowed:
+                return verdict
+            if tightest is None or stats.remaining < tightest.stats.remaining:
+                tightest = verdict
+        return tightest
+
+
+def _caller_key_hash(request: Request) -> str | None:
+    try:
+        return key_hash(caller_key(request))
+    except OpenAIError:
+        return None
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            response_headers = MutableHeaders(scope=message)
+            for name, value in headers.items():
+                response_headers[name] = value
+        await send(message)
+
+    return send_with_headers

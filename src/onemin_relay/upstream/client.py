@@ -37,7 +37,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from httpx_sse import EventSource
@@ -664,7 +664,7 @@ class OneMinClient:
                 raise _disallowed(url.host)
             return url
         key = value.lstrip("/")
-        if any(segment in (".", "..") for segment in key.split("/")):
+        if any(unquote(segment) in (".", "..") for segment in key.split("/")):  # decoded: be safe twice
             raise _disallowed("")
         return httpx.URL(f"{self._asset_base}/{quote(key, safe=_KEY_SAFE_CHARS)}")
 

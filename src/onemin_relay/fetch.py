@@ -1,0 +1,137 @@
+"""Fetching a URL a client gave us (an image in a chat message) without becoming an SSRF proxy.
+
+- only http(s), no credentials in the URL;
+- the host is resolved once, every address checked (loopback, private, link-local, reserved, multicast
+  and other non-global ranges are refused unless `allow_private`), and the connection is pinned to the
+  checked address, so a second DNS answer cannot point it elsewhere (DNS rebinding);
+- redirects are followed by hand, each hop checked the same way, at most `MAX_REDIRECTS`;
+- the body is bounded in bytes and the whole fetch in time, and the content type must match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import anyio
+import httpx
+
+from onemin_relay import USER_AGENT
+
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(Exception):
+    """The URL was refused or could not be fetched; the message is safe to show to the client."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    content: bytes
+    content_type: str  # the media type, lower-case, without parameters
+    url: str  # the final URL, after redirects
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    max_bytes: int
+    timeout: float
+    allow_private: bool = False
+    content_type_prefix: str = "image/"
+
+
+async def fetch(url: str, policy: FetchPolicy) -> Fetched:
+    """GET `url` under `policy`; raise FetchError (never anything else for a bad URL or answer)."""
+    try:
+        with anyio.fail_after(policy.timeout):
+            return await _fetch(url, policy)
+    except TimeoutError:
+        raise FetchError(f"fetching the URL took longer than {policy.timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise FetchError(f"the URL could not be fetched ({type(exc).__name__})") from None
+
+
+async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
+    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=policy.timeout) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            request = await _pinned_request(client, url, policy)
+            response = await client.send(request, stream=True)
+            try:
+                if response.status_code in _REDIRECTS and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                return await _read(response, url, policy)
+            finally:
+                await response.aclose()
+    raise FetchError(f"the URL redirected more than {MAX_REDIRECTS} times")
+
+
+async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> httpx.Request:
+    """A request to the checked IP address of `url`'s host, with the original Host header and TLS name."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise FetchError("only http and https URLs can be fetched")
+    if parts.username or parts.password:
+        raise FetchError("URLs with credentials are not fetched")
+    host = parts.hostname
+    if not host:
+        raise FetchError("the URL has no host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise FetchError("the URL has an invalid port") from None
+    address = await _checked_address(host, port, policy.allow_private)
+    target = httpx.URL(url).copy_with(host=str(address), port=port)
+    headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": USER_AGENT, "Accept": "image/*"}
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return client.build_request("GET", target, headers=headers, extensions=extensions)
+
+
+async def _checked_address(
+    host: str, port: int, allow_private: bool
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        literal = ipaddress.ip_address(host)
+        addresses = [literal]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise FetchError(f"the host {host!r} could not be resolved") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise FetchError(f"the host {host!r} could not be resolved")
+    if not allow_private:
+        for address in addresses:
+            if not is_public(address):
+                raise FetchError(f"the host {host!r} is on a private or reserved network; it is not fetched")
+    return addresses[0]
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True only for globally routable unicast addresses (an IPv4-mapped IPv6 address counts as its IPv4)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetched:
+    if response.status_code != 200:
+        raise FetchError(f"the URL answered HTTP {response.status_code}")
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type.startswith(policy.content_type_prefix):
+        wanted = policy.content_type_prefix.rstrip("/")
+        raise FetchError(f"the URL serves {content_type or 'no content type'}, not {wanted} content")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > policy.max_bytes:
+        raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > policy.max_bytes:
+            raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")
+    return Fetched(bytes(body), content_type, url)

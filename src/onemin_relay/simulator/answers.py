@@ -1,0 +1,56 @@
+"""Deterministic answers: tests import `expected_answer` to know, to the character, what the simulator says.
+
+Answers always contain multi-byte UTF-8 (« » — é emoji CJK) so byte-level bugs in the relay show up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from onemin_relay.simulator.faults import magic_faults
+
+_ECHO_CHARS = 80
+_FILLER = (
+    " Le café est prêt — 準備完了 🍵.",
+    " Étape suivante: vérifier les données 📊 (数据).",
+    " Tout fonctionne « comme prévu » ✅ 一切正常.",
+)
+
+
+def expected_answer(
+    prompt: str,
+    *,
+    web_search: bool = False,
+    sites: int = 3,
+    history: int = 0,
+    images: int = 0,
+    files: int = 0,
+) -> str:
+    """The simulator's answer to `prompt` (as sent upstream, magic words included).
+
+    `web_search`/`sites` mirror `settings.webSearchSettings.webSearch`/`numOfSite`; `history` is the number of
+    earlier conversation messages the simulator used (after `historyMessageLimit`); `images`/`files` count
+    `attachments.images` / `attachments.files`. A `[[sim:length=N]]` magic word pads the answer to
+    at least N characters.
+    """
+    flat = re.sub(r"\s+", " ", prompt).strip()
+    echo = flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
+    digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
+    parts = [f"«{echo}» — réponse simulée #{digest} 🤖."]
+    if web_search:
+        parts.append(f" 🔎 Web search: {sites} sites consulted.")
+    if history:
+        parts.append(f" 🧠 Remembered {history} earlier messages.")
+    if images:
+        parts.append(f" 🖼 Looked at {images} image(s).")
+    if files:
+        parts.append(f" 📄 Read {files} file(s).")
+    parts.append(" 你好，世界!")
+    answer = "".join(parts)
+    target = magic_faults(prompt).get("length") or 0
+    index = 0
+    while len(answer) < target:
+        answer += _FILLER[index % len(_FILLER)]
+        index += 1
+    return answer

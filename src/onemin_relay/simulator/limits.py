@@ -1,0 +1,100 @@
+"""Per-key rate limit and credit accounting (§14: 180 requests/minute; credits from catalogue prices)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from typing import Any
+
+WINDOW_SECONDS = 60.0
+
+
+class RateLimiter:
+    """A sliding one-minute window per key."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, key_hash: str, per_minute: int) -> int | None:
+        """Count one request; return the Retry-After seconds when the key is over its limit."""
+        if per_minute <= 0:
+            return None
+        now = time.monotonic()
+        hits = self._hits.setdefault(key_hash, deque())
+        while hits and now - hits[0] >= WINDOW_SECONDS:
+            hits.popleft()
+        if len(hits) >= per_minute:
+            return max(1, math.ceil(WINDOW_SECONDS - (now - hits[0])))
+        hits.append(now)
+        return None
+
+    def clear(self) -> None:
+        self._hits.clear()
+
+
+class CreditLedger:
+    """Credits used per key; records show usage *before* the current call (it lags one request, §2.1)."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, int] = {}
+
+    def used(self, key_hash: str) -> int:
+        return self._used.get(key_hash, 0)
+
+    def bill(self, key_hash: str, credits: int) -> int:
+        """Add `credits`; return the usage before them (what `teamUser.usedCredit` shows)."""
+        before = self.used(key_hash)
+        self._used[key_hash] = before + max(0, credits)
+        return before
+
+    def clear(self) -> None:
+        self._used.clear()
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters per token, at least one for any text."""
+    return (len(text) + 3) // 4 if text else 0
+
+
+def _price(credit_metadata: dict[str, Any], name: str) -> float:
+    value = credit_metadata.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def chat_usage(
+    entry: dict[str, Any], input_text: str, output_text: str, images: int, scale: float
+) -> dict[str, Any]:
+    """The chat `metadata` object: tokens × catalogue price (§14 hypothesis), images at LOW_IMAGE each."""
+    prices = entry.get("creditMetadata", {})
+    input_tokens = estimate_tokens(input_text)
+    output_tokens = estimate_tokens(output_text)
+    input_credit = round(
+        (input_tokens * _price(prices, "INPUT") + images * _price(prices, "LOW_IMAGE")) * scale
+    )
+    output_credit = round(output_tokens * _price(prices, "OUTPUT") * scale)
+    return {
+        "credit": input_credit + output_credit,
+        "inputCredit": input_credit,
+        "outputCredit": output_credit,
+        "inputToken": input_tokens,
+        "outputToken": output_tokens,
+        "totalToken": input_tokens + output_tokens,
+        "finishReason": "stop",
+    }
+
+
+def feature_credits(entry: dict[str, Any], prompt_object: dict[str, Any], count: int, scale: float) -> int:
+    """Credits of a media call from the flat, per-mode or per-size catalogue prices (never shown inline)."""
+    prices = entry.get("creditMetadata", {})
+    unit = _price(prices, "ALL")
+    if not unit:
+        for selector in (prompt_object.get("mode"), prompt_object.get("quality"), prompt_object.get("size")):
+            table = prices.get(selector) if isinstance(selector, str) else None
+            if isinstance(table, int | float):
+                unit = float(table)
+                break
+            if isinstance(table, dict) and isinstance(prompt_object.get("size"), str):
+                unit = _price(table, prompt_object["size"])
+                break
+    return round(unit * max(1, count) * scale)

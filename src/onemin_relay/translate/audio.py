@@ -40,7 +40,7 @@ _EXTENSION_FORMATS = {
 }
 _EXTENSION_FORMATS |= {"wav": "wav", "pcm": "pcm"}
 
-OPENAI_VOICES = ("alloy", "ash", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer")
+OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")  # the voices 1min.ai documents
 MAX_SPEECH_INPUT = 4096
 _GOOGLE_VOICE = re.compile(r"^([a-z]{2,3}-[A-Z]{2})-[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
 _GOOGLE_ENCODINGS = {"mp3": "MP3", "wav": "LINEAR16", "opus": "OGG_OPUS"}
@@ -175,7 +175,7 @@ def parse_transcript(raw: str, requested_format: str) -> Transcript:
                 words=[w for w in data.get("words") or [] if _is_word(w)],
             )
     if requested_format in ("srt", "vtt") and "-->" in stripped and _SRT_OR_VTT.search(stripped):
-        return Transcript(text=_subtitle_text(stripped), subtitles=stripped + "\n")
+        return Transcript(text=_subtitle_text(stripped), subtitles=raw)
     return Transcript(text=stripped)
 
 

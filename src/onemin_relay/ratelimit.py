@@ -104,8 +104,8 @@ def openai_duration(seconds: float) -> str:
     """OpenAI's reset format: `120ms`, `1s`, `8.64s`, `6m0s`, `1h2m3s`."""
     if seconds < 1:
         return f"{max(1, math.ceil(seconds * 1000))}ms"
-    if seconds < 60:
-        return f"{math.ceil(seconds * 100) / 100:g}s"
+    if (rounded := math.ceil(seconds * 100) / 100) < 60:
+        return f"{rounded:g}s"
     whole = math.ceil(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

@@ -142,6 +142,7 @@ class Segment:
     start: float
     end: float
     text: str
+    statistics: dict[str, Any] = field(default_factory=dict)  # upstream's decoder figures, when it sent any
 
 
 @dataclass
@@ -197,8 +198,20 @@ def _segments(value: object) -> list[Segment] | None:
         start, end = _number(item.get("start")), _number(item.get("end"))
         if start is None or end is None:
             return None
-        segments.append(Segment(start, end, item["text"].strip()))
+        statistics = {name: item[name] for name in _SEGMENT_STATISTICS if _is_statistic(name, item.get(name))}
+        segments.append(Segment(start, end, item["text"].strip(), statistics))
     return segments
+
+
+_SEGMENT_STATISTICS = ("seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
+
+
+def _is_statistic(name: str, value: object) -> bool:
+    if name == "tokens":
+        return isinstance(value, list) and all(isinstance(token, int) for token in value)
+    if name == "seek":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_word(value: object) -> bool:
@@ -295,7 +308,7 @@ def render_transcript(
 
 
 def _openai_segment(index: int, segment: Segment, options: TranscriptionOptions) -> dict[str, Any]:
-    # OpenAI's segment carries decoder statistics 1min.ai does not return: neutral placeholders.
+    # OpenAI's segment carries decoder statistics: upstream's when it sent them, else neutral placeholders.
     return {
         "id": index,
         "seek": 0,
@@ -307,6 +320,7 @@ def _openai_segment(index: int, segment: Segment, options: TranscriptionOptions)
         "avg_logprob": 0.0,
         "compression_ratio": 1.0,
         "no_speech_prob": 0.0,
+        **segment.statistics,
     }
 
 

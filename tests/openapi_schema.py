@@ -20,7 +20,25 @@ def _spec() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open(encoding="utf-8") as handle:
         spec: dict[str, Any] = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader either way
-    return spec
+    result: dict[str, Any] = _allow_nulls(spec)
+    return result
+
+
+def _allow_nulls(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true` (which JSON Schema ignores) as the JSON Schema that allows null."""
+    if isinstance(node, list):
+        return [_allow_nulls(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _allow_nulls(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") is not True:
+        return converted
+    if isinstance(converted.get("type"), str):
+        converted["type"] = [converted["type"], "null"]
+        if isinstance(converted.get("enum"), list) and None not in converted["enum"]:
+            converted["enum"] = [*converted["enum"], None]
+        return converted
+    return {"anyOf": [converted, {"type": "null"}]}
 
 
 @cache

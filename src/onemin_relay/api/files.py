@@ -25,6 +25,11 @@ _MAX_LIST_LIMIT = 10_000
 _MAX_ID_LENGTH = 64
 
 
+def new_file_id() -> str:
+    """`file-` + creation time + randomness: files made within one second still list in creation order."""
+    return f"file-{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
 def file_object(record: FileRecord) -> dict[str, Any]:
     """OpenAI's File object for a stored record."""
     return {
@@ -70,7 +75,7 @@ async def create_file(request: Request) -> Response:
     created = int(time.time())
     retention = int(context.settings.file_retention)
     record = FileRecord(
-        id=f"file-{secrets.token_hex(12)}",
+        id=new_file_id(),
         owner=key_hash(api_key),
         filename=(upload.filename or filename)[:255],
         bytes=size,

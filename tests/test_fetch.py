@@ -104,7 +104,7 @@ async def test_follows_redirects(server: str) -> None:
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
-        ("/text", "not image"),
+        ("/text", "not an image"),
         ("/big", "larger than"),
         ("/big-streamed", "larger than"),
         ("/missing", "HTTP 404"),

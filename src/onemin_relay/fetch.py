@@ -5,7 +5,7 @@
   and other non-global ranges are refused unless `allow_private`), and the connection is pinned to the
   checked address, so a second DNS answer cannot point it elsewhere (DNS rebinding);
 - redirects are followed by hand, each hop checked the same way, at most `MAX_REDIRECTS`;
-- the body is bounded in bytes and the whole fetch in time, and the content type must match.
+- the body is bounded in bytes and the whole fetch in time, and the content type must be acceptable.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class FetchPolicy:
     max_bytes: int
     timeout: float
     allow_private: bool = False
-    content_type_prefix: str = "image/"
+    # Media types accepted, by prefix. Storage services (1min.ai's own asset bucket among them) often
+    # serve images as generic binary, so that passes too; callers check the bytes themselves.
+    content_types: tuple[str, ...] = ("image/", "application/octet-stream", "binary/octet-stream")
 
 
 async def fetch(url: str, policy: FetchPolicy) -> Fetched:
@@ -123,9 +125,8 @@ async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetc
     if response.status_code != 200:
         raise FetchError(f"the URL answered HTTP {response.status_code}")
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not content_type.startswith(policy.content_type_prefix):
-        wanted = policy.content_type_prefix.rstrip("/")
-        raise FetchError(f"the URL serves {content_type or 'no content type'}, not {wanted} content")
+    if not content_type.startswith(policy.content_types):
+        raise FetchError(f"the URL serves {content_type or 'no content type'}, not an image")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > policy.max_bytes:
         raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from onemin_relay.serving import BackgroundServer
 from onemin_relay.simulator.media import png
-from tests.harness import SimulatorHandle
+from tests.harness import KEY_A, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -157,7 +159,7 @@ def test_streaming_and_bad_json_are_400s(client: openai.OpenAI, relay_url: str) 
         client.images.generate(model="gpt-image-1", prompt="a fox", stream=True)
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["param"] == "stream"
-    headers = {"Authorization": "Bearer sk-test-alice-000000000001"}
+    headers = {"Authorization": f"Bearer {KEY_A}"}
     response = httpx.post(f"{relay_url}/v1/images/generations", content=b"{nope", headers=headers)
     assert response.status_code == 400
     response = httpx.post(f"{relay_url}/v1/images/generations", json={"prompt": 7}, headers=headers)
@@ -281,7 +283,7 @@ def test_edit_refusals(client: openai.OpenAI, sim: SimulatorHandle) -> None:
 
 
 def test_edit_missing_fields_name_the_param(relay_url: str) -> None:
-    headers = {"Authorization": "Bearer sk-test-alice-000000000001"}
+    headers = {"Authorization": f"Bearer {KEY_A}"}
     url = f"{relay_url}/v1/images/edits"
     response = httpx.post(url, headers=headers, files={"image": ("a.png", SOURCE)})
     assert (response.status_code, response.json()["error"]["param"]) == (400, "prompt")
@@ -298,3 +300,30 @@ def test_edit_missing_fields_name_the_param(relay_url: str) -> None:
         url, headers=headers, data={"prompt": "x", "n": "two"}, files={"image": ("a.png", SOURCE)}
     )
     assert (response.status_code, response.json()["error"]["param"]) == (400, "n")
+
+
+def test_a_list_of_one_image_is_accepted(client: openai.OpenAI, sim: SimulatorHandle) -> None:
+    result = client.images.edit(image=[("photo.png", SOURCE)], prompt="add a hat", model="gpt-image-1-mini")
+    assert result.data is not None
+    assert len(result.data) == 1
+    assert feature_calls(sim)[0]["type"] == "IMAGE_EDITOR"
+
+
+def test_images_over_the_upload_limit_are_413s(
+    start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
+) -> None:
+    relay = start_relay(max_image_upload_bytes=1024)
+    big = png("a big photo", 256, 256)
+    assert len(big) > 1024
+    with openai.OpenAI(base_url=f"{relay.url}/v1", api_key=KEY_A, max_retries=0) as sdk:
+        with pytest.raises(openai.APIStatusError) as caught:
+            sdk.images.edit(image=("big.png", big), prompt="x", model="gpt-image-1")
+        assert caught.value.status_code == 413
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["param"] == "image"
+        with pytest.raises(openai.APIStatusError) as caught:
+            sdk.images.edit(image=("small.png", png("small", 4, 4)), mask=("m.png", big), prompt="x")
+        assert caught.value.status_code == 413
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["param"] == "mask"
+    assert sim.requests() == []

@@ -198,3 +198,35 @@ def test_translation_verbose_json_is_english_and_matches_schema() -> None:
     assert isinstance(body, dict)
     assert body["language"] == "english"
     assert_matches_schema("CreateTranslationResponseVerboseJson", body)
+
+
+def test_upstream_segment_timing_and_statistics_are_kept() -> None:
+    upstream = {
+        "text": "Hi. Bye.",
+        "duration": 2.0,
+        "segments": [
+            {"start": 0.0, "end": 0.7, "text": " Hi.", "avg_logprob": -0.31, "tokens": [50364, 2421]},
+            {"start": 0.9, "end": 2.0, "text": " Bye.", "no_speech_prob": "high"},  # not a number: dropped
+        ],
+    }
+    transcript = parse_transcript(json.dumps(upstream), "verbose_json")
+    body, _ = render_transcript(
+        transcript,
+        TranscriptionOptions(response_format="verbose_json"),
+        task="transcribe",
+        audio_duration=None,
+    )
+    assert isinstance(body, dict)
+    assert_matches_schema("CreateTranscriptionResponseVerboseJson", body)
+    first, second = body["segments"]
+    assert (first["start"], first["end"], first["avg_logprob"], first["tokens"]) == (
+        0.0,
+        0.7,
+        -0.31,
+        [50364, 2421],
+    )
+    assert (second["start"], second["no_speech_prob"]) == (0.9, 0.0)
+    srt, _ = render_transcript(
+        transcript, TranscriptionOptions(response_format="srt"), task="transcribe", audio_duration=None
+    )
+    assert "00:00:00,900 --> 00:00:02,000\nBye." in str(srt)

@@ -217,6 +217,14 @@ async def test_malformed_body_is_400_shape_a(api: httpx.AsyncClient, content: by
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
 
 
+async def test_absurdly_nested_body_is_400_not_500(api: httpx.AsyncClient) -> None:
+    content = b"[" * 100_000 + b"]" * 100_000
+    response = await api.post(
+        "/api/chat-with-ai", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
 async def test_oversized_body_is_refused(make_api: Factory) -> None:
     api = make_api(max_json_bytes=1000)
     response = await api.post("/api/chat-with-ai", json=chat_body("x" * 2000))

@@ -129,6 +129,13 @@ async def test_midjourney_always_makes_four_images(api: httpx.AsyncClient, model
     assert record["temporaryUrl"].split("?")[0].endswith(keys[0])
 
 
+async def test_media_calls_are_billed_from_catalogue_prices(api: httpx.AsyncClient) -> None:
+    await record_of(api, "IMAGE_GENERATOR", "midjourney", prompt="x")  # fast mode: 10000 credits × 4 images
+    await record_of(api, "IMAGE_GENERATOR", "dall-e-3", prompt="x", quality="hd", size="1792x1024")  # 120000
+    after = await record_of(api, "IMAGE_GENERATOR", "stable-diffusion-xl-1024-v1-0", prompt="x")
+    assert after["teamUser"]["usedCredit"] == 40_000 + 120_000
+
+
 async def test_midjourney_aspect_numbers_are_one_to_seven(api: httpx.AsyncClient) -> None:
     detail = provider_detail(await feature(api, "IMAGE_GENERATOR", "midjourney", prompt="x", aspect_width=16))
     assert detail["name"] == "invalid_aspect_width"

@@ -43,7 +43,7 @@ def speech_format(model_id: str, prompt_object: dict[str, Any]) -> tuple[str, fl
     return "mp3", 1.0
 
 
-def speak(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def speak(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     text = required_text(prompt_object, "text")
     if len(text) > TEXT_LIMIT:
         raise provider_error("string_above_max_length", f"text must be at most {TEXT_LIMIT} characters")
@@ -122,9 +122,9 @@ def _listen(call: Call, model: dict[str, Any], prompt_object: dict[str, Any], ta
     return [formatted(text, duration, fmt, task, language if isinstance(language, str) else "english")]
 
 
-def transcribe(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def transcribe(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     return _listen(call, model, prompt_object, "transcribe")
 
 
-def translate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def translate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     return _listen(call, model, prompt_object, "translate")

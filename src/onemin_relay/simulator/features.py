@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -26,10 +26,10 @@ from onemin_relay.simulator.limits import feature_credits
 from onemin_relay.simulator.records import ai_record
 from onemin_relay.simulator.state import PendingResult
 
-Handler = Callable[[Call, dict[str, Any], dict[str, Any]], list[str]]
+Handler = Callable[[Call, dict[str, Any], dict[str, Any]], Awaitable[list[str]]]
 
 
-def code(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def code(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     return [expected_answer(images.required_text(prompt_object, "prompt"))]
 
 
@@ -78,7 +78,7 @@ async def features(request: Request) -> Response:
     if not isinstance(prompt_object, dict):
         raise images.validation_error("promptObject", "promptObject must be an object")
 
-    result_object = handler(call, model, prompt_object)
+    result_object = await handler(call, model, prompt_object)
     failed = call.fault("failed-status")
     conversation_id = body.get("conversationId")
     record = ai_record(

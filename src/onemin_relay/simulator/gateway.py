@@ -119,7 +119,7 @@ async def open_call(
         if raw.strip():
             try:
                 body = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise api_error(shape, 400, "INVALID_REQUEST", "Request body is not valid JSON") from None
         log_entry(request)["json"] = body
 

@@ -6,6 +6,7 @@ Each model family checks its own parameters the way its provider does; a rejecte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import struct
@@ -201,23 +202,24 @@ def source_image(call: Call, prompt_object: dict[str, Any], field: str) -> Store
     return stored
 
 
-def render(call: Call, seed: str, plan: Plan) -> list[str]:
-    """Store `plan.count` PNGs and return their keys."""
+async def render(call: Call, seed: str, plan: Plan) -> list[str]:
+    """Store `plan.count` PNGs and return their keys (pixels are drawn off the event loop)."""
     keys = []
     for index in range(plan.count):
+        data = await asyncio.to_thread(png, f"{seed}|{index}", plan.width, plan.height)
         key = call.state.assets.generated_key("images", "png")
-        call.state.assets.put(key, png(f"{seed}|{index}", plan.width, plan.height), "image/png")
+        call.state.assets.put(key, data, "image/png")
         keys.append(key)
     return keys
 
 
-def generate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def generate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     prompt = required_text(prompt_object, "prompt")
     plan = generator_plan(model["modelId"], prompt_object)
-    return render(call, f"{model['modelId']}|{prompt}", plan)
+    return await render(call, f"{model['modelId']}|{prompt}", plan)
 
 
-def variate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def variate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     source = source_image(call, prompt_object, "imageUrl")
     model_id = model["modelId"]
     size = png_size(source.data) or (1024, 1024)
@@ -228,25 +230,25 @@ def variate(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) ->
         plan = Plan(integer(prompt_object, "n", 1, 1, 10), *dimensions(chosen))
     else:
         plan = Plan(integer(prompt_object, "n", 1, 1, 4), *size)
-    return render(call, f"{model_id}|variation|{source.key}", plan)
+    return await render(call, f"{model_id}|variation|{source.key}", plan)
 
 
-def edit(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def edit(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     source = source_image(call, prompt_object, "imageUrl")
     prompt = required_text(prompt_object, "prompt")
-    return render(
+    return await render(
         call,
         f"{model['modelId']}|edit|{source.key}|{prompt}",
         _edit_plan(model["modelId"], prompt_object, source),
     )
 
 
-def inpaint(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
+async def inpaint(call: Call, model: dict[str, Any], prompt_object: dict[str, Any]) -> list[str]:
     source = source_image(call, prompt_object, "imageUrl")
     mask = source_image(call, prompt_object, "maskUrl")
     prompt = required_text(prompt_object, "prompt")
     seed = f"{model['modelId']}|inpaint|{source.key}|{mask.key}|{prompt}"
-    return render(call, seed, _edit_plan(model["modelId"], prompt_object, source))
+    return await render(call, seed, _edit_plan(model["modelId"], prompt_object, source))
 
 
 def _edit_plan(model_id: str, prompt_object: dict[str, Any], source: StoredFile) -> Plan:

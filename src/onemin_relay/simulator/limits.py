@@ -89,7 +89,8 @@ def feature_credits(entry: dict[str, Any], prompt_object: dict[str, Any], count:
     prices = entry.get("creditMetadata", {})
     unit = _price(prices, "ALL")
     if not unit:
-        for selector in (prompt_object.get("mode"), prompt_object.get("quality"), prompt_object.get("size")):
+        mode = prompt_object.get("mode", "fast")  # Midjourney's default mode
+        for selector in (mode, prompt_object.get("quality"), prompt_object.get("size")):
             table = prices.get(selector) if isinstance(selector, str) else None
             if isinstance(table, int | float):
                 unit = float(table)

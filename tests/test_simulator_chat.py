@@ -121,6 +121,13 @@ async def test_unknown_keys_in_the_body_are_ignored(api: httpx.AsyncClient) -> N
     assert response.json()["aiRecord"]["aiRecordDetail"]["resultObject"] == [expected_answer("hello")]
 
 
+def test_youtube_links_are_noticed_up_to_three() -> None:
+    links = " ".join(f"https://www.youtube.com/watch?v=video{index}" for index in range(5))
+    assert "Watched 1 YouTube video(s)" in expected_answer("sum up https://youtu.be/abcdefg please")
+    assert "Watched 3 YouTube video(s)" in expected_answer(f"compare {links}")
+    assert "YouTube" not in expected_answer("no videos here: https://example.com/watch?v=abcdefg")
+
+
 async def test_web_search_settings_show_in_the_answer(api: httpx.AsyncClient) -> None:
     settings = {"webSearchSettings": {"webSearch": True, "numOfSite": 5, "maxWord": 500}}
     record = (await api.post("/api/chat-with-ai", json=chat_body("news?", settings=settings))).json()[

@@ -11,6 +11,8 @@ import re
 from onemin_relay.simulator.faults import magic_faults
 
 _ECHO_CHARS = 80
+_YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]{6,}")
+_YOUTUBE_LIMIT = 3  # the service reads the transcripts of at most three videos named in a prompt
 _FILLER = (
     " Le café est prêt — 準備完了 🍵.",
     " Étape suivante: vérifier les données 📊 (数据).",
@@ -31,8 +33,9 @@ def expected_answer(
 
     `web_search`/`sites` mirror `settings.webSearchSettings.webSearch`/`numOfSite`; `history` is the number of
     earlier conversation messages the simulator used (after `historyMessageLimit`); `images`/`files` count
-    `attachments.images` / `attachments.files`. A `[[sim:length=N]]` magic word pads the answer to
-    at least N characters.
+    `attachments.images` / `attachments.files`. YouTube links in the prompt are noticed (up to three, as
+    the service reads their transcripts). A `[[sim:length=N]]` magic word pads the answer to at least N
+    characters.
     """
     flat = re.sub(r"\s+", " ", prompt).strip()
     echo = flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
@@ -46,6 +49,9 @@ def expected_answer(
         parts.append(f" 🖼 Looked at {images} image(s).")
     if files:
         parts.append(f" 📄 Read {files} file(s).")
+    videos = min(len(set(_YOUTUBE.findall(prompt))), _YOUTUBE_LIMIT)
+    if videos:
+        parts.append(f" 📺 Watched {videos} YouTube video(s).")
     parts.append(" 你好，世界!")
     answer = "".join(parts)
     target = magic_faults(prompt).get("length") or 0

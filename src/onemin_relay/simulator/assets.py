@@ -48,7 +48,6 @@ UPLOAD_TYPES: dict[str, tuple[str, str]] = {
 }
 FOLDERS = ("images/", "audios/", "videos/", "documents/")
 SIGNED_PREFIX = "/s3/asset.1min.ai/"
-CDN_PREFIX = "/cdn/"
 SIGNED_LIFETIME = timedelta(days=7)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -76,7 +75,6 @@ class StoredFile:
     data: bytes
     content_type: str
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class AssetStore:

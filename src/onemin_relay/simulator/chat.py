@@ -272,7 +272,7 @@ async def create_conversation(request: Request) -> Response:
     model_id = body.get("model")
     if not isinstance(model_id, str) or active_model(CHAT_FEATURE, model_id) is None:
         raise _conversation_error("model", "model must be a supported chat model")
-    conversation = Conversation(str(uuid.uuid4()), call.key_hash, title, model_id, now_iso())
+    conversation = Conversation(str(uuid.uuid4()), call.key_hash, title, now_iso())
     call.state.add_conversation(conversation)
     return JSONResponse({"conversation": conversation_json(conversation, "ACTIVE")})
 

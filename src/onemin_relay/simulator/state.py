@@ -22,7 +22,6 @@ class Conversation:
     uuid: str
     owner: str  # key hash
     title: str
-    model: str
     created_at: str
     messages: list[str] = field(default_factory=list)  # user and assistant turns, oldest first
 

@@ -9,10 +9,13 @@ An index item is limited to memcached's item size (1 MiB by default: about 15,00
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
+import random
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -71,6 +74,8 @@ class MemcachedStateStore(StateStore):
         self._client: memcachio.Client[bytes] = memcachio.Client(
             location, decode_responses=False, max_connections=8, connect_timeout=2, read_timeout=5
         )
+        # Locks live only while someone holds or waits for them.
+        self._index_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def put_file(self, record: FileRecord) -> None:
         now = time.time()
@@ -141,21 +146,26 @@ class MemcachedStateStore(StateStore):
 
     async def _update_index(self, owner: str, change: Callable[[IndexEntries], object]) -> None:
         """Read-modify-write of the owner's index with check-and-set: a concurrent writer (another
-        request or another relay) makes our write fail, and we retry on its fresh value."""
+        relay) makes our write fail, and we retry on its fresh value. Writers in this process take
+        turns per owner, so check-and-set only has to settle races between relays."""
         key = _index_key(owner)
-        for _ in range(_CAS_ATTEMPTS):
-            item = (await self._client.gets(key)).get(key.encode())
-            entries: IndexEntries = json.loads(item.value) if item else {}
-            change(entries)
-            now = time.time()
-            entries = {file_id: times for file_id, times in entries.items() if times[1] > now}
-            value = json.dumps(entries, separators=(",", ":")).encode()
-            expiry = _expiry(max((times[1] for times in entries.values()), default=now), now)
-            if item is None:
-                stored = await self._client.add(key, value, expiry=expiry)
-            else:
-                assert item.cas is not None  # `gets` always returns the CAS token
-                stored = await self._client.cas(key, value, item.cas, expiry=expiry)
-            if stored:
-                return
+        lock = self._index_locks.setdefault(owner, asyncio.Lock())
+        async with lock:
+            for attempt in range(_CAS_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # de-synchronise the racers
+                item = (await self._client.gets(key)).get(key.encode())
+                entries: IndexEntries = json.loads(item.value) if item else {}
+                change(entries)
+                now = time.time()
+                entries = {file_id: times for file_id, times in entries.items() if times[1] > now}
+                value = json.dumps(entries, separators=(",", ":")).encode()
+                expiry = _expiry(max((times[1] for times in entries.values()), default=now), now)
+                if item is None:
+                    stored = await self._client.add(key, value, expiry=expiry)
+                else:
+                    assert item.cas is not None  # `gets` always returns the CAS token
+                    stored = await self._client.cas(key, value, item.cas, expiry=expiry)
+                if stored:
+                    return
         raise StateUnavailable(f"memcached: the file index kept changing under us ({_CAS_ATTEMPTS} attempts)")

@@ -6,7 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -16,6 +16,13 @@ from onemin_relay.serving import BackgroundServer
 from tests.harness import KEY_A, KEY_B, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
 
+PURPOSES: list[Literal["assistants", "user_data", "vision"]] = [
+    "assistants",
+    "user_data",
+    "assistants",
+    "vision",
+    "assistants",
+]
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 1200 + b"\n%%EOF\n"  # binary, ~300 kB
 
 
@@ -56,7 +63,7 @@ def test_list_filters_orders_and_pages(start_relay: Callable[..., BackgroundServ
     with openai.OpenAI(base_url=f"{relay.url}/v1", api_key=KEY_A, max_retries=0) as sdk:
         ids = [
             sdk.files.create(file=(f"n{index}.txt", f"note {index}".encode()), purpose=purpose).id
-            for index, purpose in enumerate(["assistants", "user_data", "assistants", "vision", "assistants"])
+            for index, purpose in enumerate(PURPOSES)
         ]
         page = sdk.files.list(limit=2, order="asc")
         assert_matches_schema("ListFilesResponse", page.model_dump(exclude_none=True))

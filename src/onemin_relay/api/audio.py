@@ -90,10 +90,8 @@ async def _speech_to_text(request: Request, feature: str) -> Response:
     api_key = caller_key(request)
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_audio_upload_bytes) as form:
-        upload = form.file("file")
-        assert upload is not None
-        model = form.text("model", required=True)
-        assert model is not None
+        upload = form.required_file("file")
+        model = form.required_text("model")
         if (form.text("stream") or "").strip().lower() == "true":
             raise invalid_request(
                 "Streaming transcription is not supported by 1min.ai; send stream=false.",

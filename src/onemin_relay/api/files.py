@@ -59,13 +59,8 @@ async def create_file(request: Request) -> Response:
     api_key = caller_key(request)
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_file_upload_bytes) as form:
-        upload = form.file("file")
-        assert upload is not None
-        purpose = form.choice("purpose", PURPOSES, None)
-        if purpose is None:
-            raise invalid_request(
-                "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
-            )
+        upload = form.required_file("file")
+        purpose = form.choice("purpose", PURPOSES, None) or form.required_text("purpose")
         lifetime = _expires_after(form.text("expires_after[anchor]"), form.integer("expires_after[seconds]"))
         media = file_type(upload)
         filename = safe_filename(upload.filename or "")

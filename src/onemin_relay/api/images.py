@@ -114,8 +114,7 @@ async def create_variation(request: Request) -> Response:
     api_key = caller_key(request)
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_image_upload_bytes) as form:
-        image = form.file("image")
-        assert image is not None
+        image = form.required_file("image")
         model = form.text("model") or "dall-e-2"
         response_format = form.choice("response_format", _RESPONSE_FORMATS, None)
         options = ImageOptions(n=_n(form), size=form.text("size"))
@@ -144,9 +143,8 @@ async def create_edit(request: Request) -> Response:
             raise invalid_request(
                 "1min.ai's image editors take one input image per edit; send a single 'image'.", param="image"
             )
-        mask = form.file("mask", required=False)
-        prompt = form.text("prompt", required=True)
-        assert prompt is not None
+        mask = form.file("mask")
+        prompt = form.required_text("prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise invalid_request(f"'prompt' is longer than {MAX_PROMPT_CHARS} characters.", param="prompt")
         _refuse_streaming(form.text("stream"))

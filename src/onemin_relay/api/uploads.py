@@ -20,7 +20,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from onemin_relay.errors import invalid_request, too_large
+from onemin_relay.errors import OpenAIError, invalid_request, too_large
 from onemin_relay.upstream.client import Asset, OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
 
@@ -65,18 +65,17 @@ class UploadForm:
     def __init__(self, form: FormData) -> None:
         self.form = form
 
-    def text(self, name: str, *, required: bool = False) -> str | None:
+    def text(self, name: str) -> str | None:
+        """A text field; None when absent or empty."""
         value = self.form.get(name)
-        if value is None or (isinstance(value, str) and value == "" and not required):
-            if required:
-                raise invalid_request(
-                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-                )
-            return None
-        if not isinstance(value, str):
+        if value is not None and not isinstance(value, str):
             raise invalid_request(f"Invalid type for '{name}': expected a string, got a file.", param=name)
-        if required and not value.strip():
-            raise invalid_request(f"Invalid value for '{name}': it must not be empty.", param=name)
+        return value or None
+
+    def required_text(self, name: str) -> str:
+        value = self.text(name)
+        if value is None or not value.strip():
+            raise _missing(name)
         return value
 
     def integer(self, name: str) -> int | None:
@@ -138,17 +137,24 @@ class UploadForm:
             )
         return [value for value in values if isinstance(value, UploadFile)]
 
-    def file(self, name: str, *, required: bool = True) -> UploadFile | None:
+    def file(self, name: str) -> UploadFile | None:
+        """The one file sent as `name`, or None."""
         files = self.files(name)
-        if not files:
-            if required:
-                raise invalid_request(
-                    f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-                )
-            return None
         if len(files) > 1:
             raise invalid_request(f"Only one file may be sent as '{name}'.", param=name)
-        return files[0]
+        return files[0] if files else None
+
+    def required_file(self, name: str) -> UploadFile:
+        upload = self.file(name)
+        if upload is None:
+            raise _missing(name)
+        return upload
+
+
+def _missing(name: str) -> OpenAIError:
+    return invalid_request(
+        f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
+    )
 
 
 async def _capped(stream: AsyncIterator[bytes], cap: int, limit_text: str) -> AsyncGenerator[bytes, None]:

@@ -319,7 +319,7 @@ def test_zero_tokens(http: httpx.Client) -> None:
 
 
 def test_length_pads_the_answer(http: httpx.Client) -> None:
-    prompt = "[[sim:length=2000]] long please"
+    prompt = "[[sim:crlf,length=2000]] long please"
     answer = http.post(CHAT, json=chat_body(prompt)).json()["aiRecord"]["aiRecordDetail"]["resultObject"][0]
     assert answer == expected_answer(prompt)
     assert len(answer) >= 2000

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import re
 
-from onemin_relay.simulator.faults import magic_faults
-
 _ECHO_CHARS = 80
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]{6,}")
+_LENGTH = re.compile(r"\[\[sim:[^\]]*?\blength=(\d{1,7})")
+_MAX_LENGTH = 200_000
 _YOUTUBE_LIMIT = 3  # the service reads the transcripts of at most three videos named in a prompt
 _FILLER = (
     " Le café est prêt — 準備完了 🍵.",
@@ -34,8 +34,8 @@ def expected_answer(
     `web_search`/`sites` mirror `settings.webSearchSettings.webSearch`/`numOfSite`; `history` is the number of
     earlier conversation messages the simulator used (after `historyMessageLimit`); `images`/`files` count
     `attachments.images` / `attachments.files`. YouTube links in the prompt are noticed (up to three, as
-    the service reads their transcripts). A `[[sim:length=N]]` magic word pads the answer to at least N
-    characters.
+    the service reads their transcripts). A `[[sim:length=N]]` magic word (N ≤ 200000) pads the answer to at
+    least N characters.
     """
     flat = re.sub(r"\s+", " ", prompt).strip()
     echo = flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
@@ -53,10 +53,13 @@ def expected_answer(
     if videos:
         parts.append(f" 📺 Watched {videos} YouTube video(s).")
     parts.append(" 你好，世界!")
-    answer = "".join(parts)
-    target = magic_faults(prompt).get("length") or 0
+    length = _LENGTH.search(prompt)
+    target = min(int(length.group(1)), _MAX_LENGTH) if length else 0
+    size = sum(map(len, parts))
     index = 0
-    while len(answer) < target:
-        answer += _FILLER[index % len(_FILLER)]
+    while size < target:
+        filler = _FILLER[index % len(_FILLER)]
+        parts.append(filler)
+        size += len(filler)
         index += 1
-    return answer
+    return "".join(parts)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Scope = Literal["http", "stream", "record", "answer"]
+Scope = Literal["http", "stream", "record"]
 
 # name → (where it acts, default value or None when it takes no value)
 FAULTS: dict[str, tuple[Scope, int | None]] = {
@@ -35,8 +35,6 @@ FAULTS: dict[str, tuple[Scope, int | None]] = {
     # the aiRecord of chat and feature calls
     "failed-status": ("record", None),
     "zero-tokens": ("record", None),
-    # the answer text (read by answers.expected_answer too)
-    "length": ("answer", 400),  # value: minimum answer length in characters
 }
 
 Faults = dict[str, int | None]
@@ -71,7 +69,8 @@ def parse_faults(spec: str) -> Faults:
 
 
 def magic_faults(text: str) -> Faults:
-    """Faults named by `[[sim:…]]` magic words in `text`; unknown names are ignored (it is user text)."""
+    """Faults named by `[[sim:…]]` magic words in `text`; other names are ignored (it is user text, and
+    `length=N` belongs to the answer, see answers.py)."""
     faults: Faults = {}
     for match in MAGIC_WORD.finditer(text):
         for item in match.group(1).split(","):

@@ -154,7 +154,7 @@ def collect_faults(
     if path.startswith(FAULTED_PREFIX):
         for spec in state.config.faults:
             faults.update(parse_faults(spec))
-    faults.update(state.faults.take(scopes | {"answer"}, path))
+    faults.update(state.faults.take(scopes, path))
     header = request.headers.get(FAULT_HEADER)
     if header:
         try:

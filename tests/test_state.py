@@ -270,6 +270,18 @@ async def test_start_up_with_an_unreachable_server_does_not_fail(
         await store.aclose()
 
 
+async def test_the_original_memcached_settings_still_work(memcached_server: ServerProcess) -> None:
+    settings = Settings(_env_file=None, memcached_host="127.0.0.1", memcached_port=memcached_server.port)
+    store = await open_state(settings)
+    try:
+        assert isinstance(store, MemcachedStateStore)
+        file = record(new_owner())
+        await store.put_file(file)
+        assert await store.get_file(file.owner, file.id) == file
+    finally:
+        await store.aclose()
+
+
 async def test_sqlite_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
     data_dir = tmp_path / "not" / "yet" / "there"
     store = await open_state(settings_for("", data_dir))

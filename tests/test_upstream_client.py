@@ -56,6 +56,7 @@ class Received:
     query: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int]  # the client's address: the same one again means a reused connection
 
 
 class Upstream:
@@ -87,6 +88,7 @@ class Upstream:
                 scope["query_string"].decode(),
                 {k.decode().lower(): v.decode() for k, v in scope["headers"]},
                 body,
+                tuple(scope["client"]),
             )
         )
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
@@ -457,6 +459,31 @@ async def test_stream_sends_the_streaming_request_and_yields_events(
     assert sent.headers["accept"] == "text/event-stream"
     assert sent.headers["api-key"] == KEY
     assert json.loads(sent.body) == CHAT
+
+
+async def test_stream_error_event_text_is_short_and_never_the_key(
+    client: OneMinClient, upstream: Upstream
+) -> None:
+    chunks = [_sse("error", {"error": f"provider rejected key {KEY}: " + "x" * 5000})]
+    upstream.script(Reply(headers=SSE_HEADERS, chunks=chunks))
+    got: list[StreamEvent] = []
+    await read_stream(client, got)
+    [event] = got
+    assert event.kind == "error"
+    assert event.text.startswith("provider rejected key ***: xxx")
+    assert len(event.text) <= 500
+
+
+async def test_a_finished_stream_leaves_its_connection_for_the_next_call(
+    client: OneMinClient, upstream: Upstream
+) -> None:
+    upstream.script(Reply(headers=SSE_HEADERS, chunks=[_sse("content", {"content": "a"}), _sse("done", {})]))
+    for _ in range(2):
+        got: list[StreamEvent] = []
+        await read_stream(client, got)
+        assert got == [StreamEvent("content", "a"), StreamEvent("done")]
+    first, second = upstream.received
+    assert first.peer == second.peer
 
 
 async def test_stream_pre_stream_json_error_raises_on_entry(client: OneMinClient, upstream: Upstream) -> None:

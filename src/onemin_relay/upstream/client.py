@@ -27,6 +27,7 @@ redirects included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -52,6 +53,7 @@ from onemin_relay.upstream.errors import (
     failed_record_error,
     invalid_response,
     redact,
+    short_message,
 )
 from onemin_relay.upstream.sse import DONE, StreamEvent, chat_events, record_text
 
@@ -64,6 +66,7 @@ T = TypeVar("T")
 _JSON_BODY_LIMIT = 32 * 1024 * 1024  # the model catalogue is the largest JSON answer (~100 kB)
 _ERROR_BODY_LIMIT = 64 * 1024
 _UPLOAD_CHUNK = 256 * 1024
+_DRAIN_SECONDS = 0.5  # how long a finished stream may take to end its body before we just close it
 _SENDABLE_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
 _SAFE_RESULT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
@@ -327,7 +330,7 @@ class OneMinClient:
         finally:
             record_upstream_time(time.perf_counter() - started)
         try:
-            events = await self._stream_events(response)
+            events = await self._stream_events(response, api_key)
             try:
                 yield events
             finally:
@@ -597,11 +600,13 @@ class OneMinClient:
             )
             await self._retry.sleep(delay)
 
-    async def _stream_events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    async def _stream_events(
+        self, response: httpx.Response, api_key: str
+    ) -> AsyncGenerator[StreamEvent, None]:
         media_type = _media_type(response)
         if media_type == "text/event-stream":
             response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
-            return self._sse_events(response)
+            return self._sse_events(response, api_key)
         if media_type != "application/json":
             raise invalid_response(
                 f"1min.ai answered the stream with {media_type} instead of text/event-stream."
@@ -618,12 +623,23 @@ class OneMinClient:
         events = [StreamEvent("content", text)] if text else []
         return _replay([*events, StreamEvent("result", record=record), DONE])
 
-    async def _sse_events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    async def _sse_events(self, response: httpx.Response, api_key: str) -> AsyncGenerator[StreamEvent, None]:
+        sse = EventSource(response).aiter_sse()
         try:
-            async for event in chat_events(EventSource(response).aiter_sse()):
+            async for event in chat_events(sse):
+                if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
+                    event = StreamEvent("error", short_message(event.text.replace(api_key, "***")))
                 yield event
+            # The answer is complete. Reading the few bytes that end the body lets the connection go
+            # back to the pool; a closed one would cost a new TCP + TLS handshake for the next chat.
+            with contextlib.suppress(TimeoutError, httpx.TransportError):
+                async with asyncio.timeout(_DRAIN_SECONDS):
+                    async for _ in sse:
+                        pass
         except httpx.TransportError as exc:
             raise _stream_error(exc) from exc
+        finally:
+            await sse.aclose()
 
     async def _body_chunks(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
         try:

@@ -81,7 +81,8 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _short(message: str) -> str:
+def short_message(message: str) -> str:
+    """One line of at most a few hundred characters: upstream text is shown to end users."""
     message = " ".join(message.split())
     return message if len(message) <= _MAX_MESSAGE_CHARS else message[: _MAX_MESSAGE_CHARS - 1] + "…"
 
@@ -108,7 +109,7 @@ def error_from_payload(status: int, payload: Any) -> UpstreamError | None:
         if message is None:
             return None
         code = "HTTP_ERROR"
-    return UpstreamError(status, code.strip(), _short(message or code), details=details)
+    return UpstreamError(status, code.strip(), short_message(message or code), details=details)
 
 
 def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -134,7 +135,7 @@ def _describe_non_json(status: int, content_type: str, body: bytes) -> str:
     if content_type.startswith("text/plain"):
         text = body[:_MAX_MESSAGE_CHARS].decode("utf-8", "replace").strip()
         if text and "<" not in text:
-            return _short(f"{message}: {text}")
+            return short_message(f"{message}: {text}")
     return message
 
 

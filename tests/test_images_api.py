@@ -12,7 +12,7 @@ import pytest
 
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.simulator.media import png
-from tests.harness import KEY_A, SimulatorHandle
+from tests.harness import KEY_A, KEY_B, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -327,3 +327,79 @@ def test_images_over_the_upload_limit_are_413s(
         assert isinstance(caught.value.body, dict)
         assert caught.value.body["param"] == "mask"
     assert sim.requests() == []
+
+
+# --- JSON edits (images referenced by URL, data URL or file id) -------------------------------------
+
+
+def post_json_edit(relay_url: str, body: dict[str, Any], key: str = KEY_A) -> httpx.Response:
+    return httpx.post(
+        f"{relay_url}/v1/images/edits", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def data_url(content: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(content).decode()
+
+
+def test_json_edit_with_data_urls(relay_url: str, sim: SimulatorHandle) -> None:
+    body = {"prompt": "a hat", "model": "gpt-image-1", "images": [{"image_url": data_url(SOURCE)}]}
+    body["mask"] = {"image_url": data_url(MASK)}
+    response = post_json_edit(relay_url, body)
+    assert response.status_code == 200
+    assert_matches_schema("ImagesResponse", response.json())
+    assert len(asset_uploads(sim)) == 2
+    [call] = feature_calls(sim)
+    assert call["type"] == "IMAGE_INPAINTER"
+
+
+def test_json_edit_with_a_file_id_and_a_url(
+    client: openai.OpenAI, relay_url: str, sim: SimulatorHandle
+) -> None:
+    stored = client.files.create(file=("photo.png", SOURCE), purpose="vision")
+    generated = client.images.generate(model="dall-e-2", prompt="a mask", size="256x256")
+    assert generated.data is not None
+    mask_url = generated.data[0].url
+    assert mask_url is not None
+    uploads_before = len(asset_uploads(sim))
+    body = {"prompt": "a hat", "images": [{"file_id": stored.id}], "mask": {"image_url": mask_url}}
+    response = post_json_edit(relay_url, body)
+    assert response.status_code == 200, response.text
+    call = feature_calls(sim)[-1]
+    assert call["type"] == "IMAGE_INPAINTER"
+    first_upload = asset_uploads(sim)[0]
+    assert call["promptObject"]["imageUrl"].endswith(first_upload["multipart"][0]["filename"])
+    assert (
+        len(asset_uploads(sim)) == uploads_before + 1
+    )  # the stored file is used as is; the mask is uploaded
+
+
+@pytest.mark.parametrize(
+    ("images", "param", "status"),
+    [
+        ([{"image_url": "data:image/png;base64,not*base64!"}], "images[0].image_url", 400),
+        (
+            [{"image_url": "data:image/png;base64," + base64.b64encode(b"plain text").decode()}],
+            "images[0].image_url",
+            400,
+        ),
+        ([{"image_url": "ftp://example.com/a.png"}], "images[0].image_url", 400),
+        ([{"file_id": "file-nope"}], "images[0].file_id", 404),
+        ([{"image_url": "https://x/a.png", "file_id": "file-1"}], "images.0", 400),
+        ([{"image_url": data_url(SOURCE)}, {"image_url": data_url(SOURCE)}], "images", 400),
+        ([], "images", 400),
+    ],
+)
+def test_json_edit_refusals(
+    relay_url: str, sim: SimulatorHandle, images: list[dict[str, str]], param: str, status: int
+) -> None:
+    response = post_json_edit(relay_url, {"prompt": "a hat", "images": images})
+    assert response.status_code == status
+    assert response.json()["error"]["param"] == param
+    assert feature_calls(sim) == []
+
+
+def test_json_edit_cannot_use_another_keys_file(client: openai.OpenAI, relay_url: str) -> None:
+    stored = client.files.create(file=("photo.png", SOURCE), purpose="vision")
+    response = post_json_edit(relay_url, {"prompt": "x", "images": [{"file_id": stored.id}]}, key=KEY_B)
+    assert response.status_code == 404

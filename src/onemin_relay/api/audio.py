@@ -119,7 +119,7 @@ async def _speech_to_text(request: Request, feature: str) -> Response:
         await require_capability(context, model, feature, capability)
         duration = await _wav_duration(upload.file) if media.extension == "wav" else None
         filename = safe_filename(upload.filename or "audio", extension=media.extension)
-        asset = await store_asset(context.upstream, api_key, upload, filename, media, "file")
+        asset = await store_asset(context.upstream, api_key, upload.file, filename, media, "file")
     prompt_object = transcription_prompt_object(model, feature, asset.path, options)
     conversation_id = TRANSLATION if feature == TRANSLATION else None
     record = await context.upstream.feature(

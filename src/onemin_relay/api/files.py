@@ -44,14 +44,14 @@ def file_object(record: FileRecord) -> dict[str, Any]:
     }
 
 
-async def find_file(request: Request, file_id: str) -> FileRecord:
+async def find_file(request: Request, file_id: str, *, param: str = "id") -> FileRecord:
     """The caller's file `file_id`, or OpenAI's 404 — also for files of other keys and expired ones."""
     owner = key_hash(caller_key(request))
     record = None
     if file_id and len(file_id) <= _MAX_ID_LENGTH:
         record = await relay(request).state.get_file(owner, file_id)
     if record is None or record.expires_at <= time.time():
-        raise not_found(f"No such File object: {file_id[:_MAX_ID_LENGTH]}", param="id")
+        raise not_found(f"No such File object: {file_id[:_MAX_ID_LENGTH]}", param=param)
     return record
 
 
@@ -66,7 +66,7 @@ async def create_file(request: Request) -> Response:
         filename = safe_filename(upload.filename or "")
         size = upload.size or 0
         await context.state.ping()  # no upload upstream when its record could not be kept
-        asset = await store_asset(context.upstream, api_key, upload, filename, media, "file")
+        asset = await store_asset(context.upstream, api_key, upload.file, filename, media, "file")
     created = int(time.time())
     retention = int(context.settings.file_retention)
     record = FileRecord(

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from onemin_relay.api.auth import caller_key
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.common import read_json, relay, validate
+from onemin_relay.api.image_refs import ImageRef, image_asset
 from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request
 from onemin_relay.translate.features import feature_request, result_keys
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
 
 MAX_PROMPT_CHARS = 32_000
+DEFAULT_EDIT_MODEL = "gpt-image-1"  # OpenAI's default, gpt-image-1.5, is not on 1min.ai
 _RESPONSE_FORMATS = ("url", "b64_json")
 # OpenAI allows up to 16 input images per edit; the form parser must accept them to answer clearly.
 _MAX_EDIT_IMAGES = 16
@@ -122,7 +124,7 @@ async def create_variation(request: Request) -> Response:
         info = await require_capability(context, model, VARIATOR, "image variations")
         plan = variation_plan(model, options, provider=info.provider)
         asset = await store_asset(
-            context.upstream, api_key, image, _image_name(image, media.extension), media, "image"
+            context.upstream, api_key, image.file, _image_name(image, media.extension), media, "image"
         )
     payload = feature_request(VARIATOR, model, with_inputs(plan, asset.path))
     record = await context.upstream.feature(api_key, payload)
@@ -130,6 +132,9 @@ async def create_variation(request: Request) -> Response:
 
 
 async def create_edit(request: Request) -> Response:
+    """Multipart (`image`, `mask` uploads) or JSON (`images`, `mask` as URL, data URL or file id)."""
+    if request.headers.get("content-type", "").lower().startswith("application/json"):
+        return await _json_edit(request)
     api_key = caller_key(request)
     context = relay(request)
     limit = context.settings.max_image_upload_bytes
@@ -139,37 +144,91 @@ async def create_edit(request: Request) -> Response:
             raise invalid_request(
                 "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
             )
-        if len(images) > 1:
-            raise invalid_request(
-                "1min.ai's image editors take one input image per edit; send a single 'image'.", param="image"
-            )
+        _one_input_image(len(images), "image")
         mask = form.file("mask")
         prompt = form.required_text("prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise invalid_request(f"'prompt' is longer than {MAX_PROMPT_CHARS} characters.", param="prompt")
         _refuse_streaming(form.text("stream"))
-        model = form.text("model") or "gpt-image-1"
+        model = form.text("model") or DEFAULT_EDIT_MODEL
         response_format = form.choice("response_format", _RESPONSE_FORMATS, None)
-        options = _form_options(form)
         image_media = await image_type(images[0], "image")
         mask_media = await image_type(mask, "mask") if mask is not None else None
-        feature = EDITOR if mask is None else INPAINTER
-        capability = "image edits" if mask is None else "image edits with a mask (inpainting)"
-        info = await require_capability(context, model, feature, capability)
-        plan = edit_plan(model, prompt, options, masked=mask is not None, provider=info.provider)
+        feature, plan = await _plan_edit(context, model, prompt, _form_options(form), masked=mask is not None)
         image_name = _image_name(images[0], image_media.extension)
-        image_asset = await store_asset(
-            context.upstream, api_key, images[0], image_name, image_media, "image"
-        )
+        image_path = (
+            await store_asset(context.upstream, api_key, images[0].file, image_name, image_media, "image")
+        ).path
         mask_path = None
         if mask is not None and mask_media is not None:
             mask_name = _image_name(mask, mask_media.extension)
             mask_path = (
-                await store_asset(context.upstream, api_key, mask, mask_name, mask_media, "mask")
+                await store_asset(context.upstream, api_key, mask.file, mask_name, mask_media, "mask")
             ).path
-    payload = feature_request(feature, model, with_inputs(plan, image_asset.path, mask_path))
+    payload = feature_request(feature, model, with_inputs(plan, image_path, mask_path))
     record = await context.upstream.feature(api_key, payload)
     return await _answer(context, record, plan, response_format or default_response_format(model))
+
+
+class JsonEditBody(BaseModel):
+    """EditImageBodyJsonParam: OpenAI's JSON form of an image edit."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    images: list[ImageRef] = Field(min_length=1, max_length=_MAX_EDIT_IMAGES)
+    mask: ImageRef | None = None
+    model: str | None = Field(None, min_length=1, max_length=200)
+    n: int | None = None
+    size: str | None = Field(None, max_length=32)
+    quality: str | None = Field(None, max_length=32)
+    background: str | None = Field(None, max_length=32)
+    output_format: str | None = Field(None, max_length=32)
+    output_compression: int | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    stream: bool | None = None
+    user: str | None = None
+
+
+async def _json_edit(request: Request) -> Response:
+    api_key = caller_key(request)
+    context = relay(request)
+    body = validate(JsonEditBody, await read_json(request))
+    _refuse_streaming(body.stream)
+    _one_input_image(len(body.images), "images")
+    model = body.model or DEFAULT_EDIT_MODEL
+    options = ImageOptions(
+        n=body.n if body.n is not None else 1,
+        size=body.size,
+        quality=body.quality,
+        background=body.background,
+        output_format=body.output_format,
+        output_compression=body.output_compression,
+    )
+    feature, plan = await _plan_edit(context, model, body.prompt, options, masked=body.mask is not None)
+    image_path = await image_asset(request, context, api_key, body.images[0], "images[0]")
+    mask_path = await image_asset(request, context, api_key, body.mask, "mask") if body.mask else None
+    payload = feature_request(feature, model, with_inputs(plan, image_path, mask_path))
+    record = await context.upstream.feature(api_key, payload)
+    return await _answer(context, record, plan, body.response_format or default_response_format(model))
+
+
+def _one_input_image(count: int, param: str) -> None:
+    if count > 1:
+        raise invalid_request(
+            f"1min.ai's image editors take one input image per edit; send a single item in '{param}'.",
+            param=param,
+        )
+
+
+async def _plan_edit(
+    context: RelayContext, model: str, prompt: str, options: ImageOptions, *, masked: bool
+) -> tuple[str, ImagePlan]:
+    """The feature (editor, or inpainter with a mask) and its payload, checked before any upload."""
+    feature = INPAINTER if masked else EDITOR
+    capability = "image edits with a mask (inpainting)" if masked else "image edits"
+    info = await require_capability(context, model, feature, capability)
+    return feature, edit_plan(model, prompt, options, masked=masked, provider=info.provider)
 
 
 def _image_name(upload: UploadFile, extension: str) -> str:

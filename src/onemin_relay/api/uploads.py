@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import IO
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -210,7 +211,8 @@ async def _head(upload: UploadFile) -> bytes:
     return head
 
 
-def _image_kind(head: bytes) -> str | None:
+def image_kind(head: bytes) -> str | None:
+    """png, jpeg, webp or gif from a file's first bytes; None for anything else."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -222,9 +224,12 @@ def _image_kind(head: bytes) -> str | None:
     return None
 
 
+_image_kind = image_kind  # the name api/chat_media.py imports; new code uses image_kind
+
+
 async def image_type(upload: UploadFile, param: str) -> MediaType:
     """The image's real type, read from its first bytes; anything but PNG/JPEG/WebP/GIF is a 400."""
-    kind = _image_kind(await _head(upload))
+    kind = image_kind(await _head(upload))
     if kind is None:
         raise invalid_request(
             f"Invalid file for '{param}': expected a PNG, JPEG, WebP or GIF image.",
@@ -295,11 +300,16 @@ def file_type(upload: UploadFile) -> MediaType:
 
 
 async def store_asset(
-    upstream: OneMinClient, api_key: str, upload: UploadFile, filename: str, media: MediaType, param: str
+    upstream: OneMinClient,
+    api_key: str,
+    content: bytes | IO[bytes],
+    filename: str,
+    media: MediaType,
+    param: str,
 ) -> Asset:
-    """Stream the spooled upload to 1min.ai's Asset API; a file it refuses is a 400 naming the field."""
+    """Send bytes or a spooled upload to 1min.ai's Asset API; a file it refuses is a 400 naming the field."""
     try:
-        return await upstream.upload_asset(api_key, filename, upload.file, media.mime_type)
+        return await upstream.upload_asset(api_key, filename, content, media.mime_type)
     except UpstreamError as exc:
         if exc.status in (400, 413, 415, 422):
             raise invalid_request(

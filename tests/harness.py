@@ -60,7 +60,7 @@ def relay_settings(simulator_url: str, data_dir: Path, **overrides: Any) -> Sett
         "model_cache_ttl": 0,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @contextmanager

@@ -43,8 +43,9 @@ def _allow_nulls(node: Any) -> Any:
 
 @cache
 def _registry() -> Registry[Any]:
-    resource = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    return Registry().with_resource(_SPEC_URI, resource)
+    resource: Resource[Any] = Resource.from_contents(_spec(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
+    return registry
 
 
 def assert_matches_schema(schema_name: str, instance: Any) -> None:

@@ -91,6 +91,14 @@ def test_models_faults_only_when_armed_for_its_path(sim: SimulatorHandle, http: 
     assert http.get("/models?feature=TEXT_TO_SPEECH").status_code == 200
 
 
+def test_cdn_faults_only_when_armed_for_its_path(sim: SimulatorHandle, http: httpx.Client) -> None:
+    key = http.post("/api/assets", files={"asset": ("a.png", b"x", "image/png")}).json()["asset"]["key"]
+    sim.http.post("/_sim/faults", json={"fault": "http-502", "path": "/cdn/"}).raise_for_status()
+    assert http.get(f"/cdn/{key}").status_code == 502
+    assert http.get(f"/cdn/{key}").status_code == 200
+    assert http.get(f"/cdn/{key}", headers={"X-Sim-Fault": "http-503"}).status_code == 503
+
+
 # --- limits ---------------------------------------------------------------------------------------
 
 

@@ -166,7 +166,7 @@ def collect_faults(
 
 
 async def apply_public_faults(request: Request) -> None:
-    """Faults on the key-less catalogue: only those armed for its path or sent in the X-Sim-Fault header."""
+    """Faults on key-less routes (catalogue, CDN): only those armed for their path or sent in X-Sim-Fault."""
     state = sim_state(request)
     faults = collect_faults(request, state, {"http"}, None, "B")
     await apply_http_faults(Call(request, state, "", "", None, faults, "B"))

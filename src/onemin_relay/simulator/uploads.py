@@ -13,7 +13,14 @@ from starlette.types import Message
 
 from onemin_relay.simulator.assets import UPLOAD_TYPES, StoredFile, extension_of, safe_name
 from onemin_relay.simulator.errors import shape_b
-from onemin_relay.simulator.gateway import Call, log_entry, open_call, read_capped, sim_state
+from onemin_relay.simulator.gateway import (
+    Call,
+    apply_public_faults,
+    log_entry,
+    open_call,
+    read_capped,
+    sim_state,
+)
 from onemin_relay.simulator.limits import estimate_tokens
 from onemin_relay.simulator.records import team_user
 from onemin_relay.simulator.state import now_iso
@@ -134,11 +141,13 @@ def _file_response(request: Request, stored: StoredFile | None) -> Response:
 
 async def cdn(request: Request) -> Response:
     """`GET /cdn/<key>`: stands in for the public `https://asset.1min.ai/<key>`."""
+    await apply_public_faults(request)
     return _file_response(request, sim_state(request).assets.get(request.path_params["key"]))
 
 
 async def signed(request: Request) -> Response:
     """`GET /s3/asset.1min.ai/<key>?X-Amz-…`: the `temporaryUrl`; a wrong or stale signature is refused."""
+    await apply_public_faults(request)
     assets = sim_state(request).assets
     key = request.path_params["key"]
     params = request.query_params

@@ -16,6 +16,9 @@ from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
 from tests.harness import KEY_A, KNOWN_KEYS, SimulatorHandle, relay_settings, running_relay
 
+# Real redis-server / memcached fixtures, shared by the state, rate-limit and scale-out tests.
+pytest_plugins = ["tests.servers"]
+
 # Tests must never see a developer's own configuration.
 for _name in list(os.environ):
     if _name.upper().startswith(

@@ -75,13 +75,7 @@ def _strings(value: Any, field: str) -> list[str]:
     return value
 
 
-def prepare_turn(call: Call) -> Turn:
-    body = call.body
-    if not isinstance(body, dict):
-        raise shape_a(400, "INVALID_REQUEST", "Missing required parameters or invalid format")
-    feature = body.get("type", None if call.state.config.require_type else CHAT_FEATURE)
-    if feature not in ACCEPTED_TYPES:
-        raise shape_a(400, "INVALID_REQUEST", f"type must be {CHAT_FEATURE}")
+def _validated_model(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         raise shape_a(400, "INVALID_REQUEST", "model is required")
@@ -89,15 +83,11 @@ def prepare_turn(call: Call) -> Turn:
     if model is None:
         message = f"Model {model_id} is not supported for feature {CHAT_FEATURE}"
         raise api_error(call.state.config.chat_model_error_shape, 400, "UNSUPPORTED_MODEL", message)
-    prompt_object = body.get("promptObject")
-    if not isinstance(prompt_object, dict):
-        raise _prompt_error("promptObject", "promptObject must be an object")
-    prompt = prompt_object.get("prompt")
-    if not isinstance(prompt, str):
-        raise _prompt_error("prompt", "prompt must be a string")
-    if not prompt.strip():
-        raise _prompt_error("prompt", "prompt should not be empty")
+    return model
 
+
+def _attachments(call: Call, prompt_object: dict[str, Any], model: dict[str, Any]) -> tuple[int, int]:
+    """How many images and files the model gets: images by asset key or URL, files by fileContent.uuid."""
     attachments = prompt_object.get("attachments")
     attachments = attachments if isinstance(attachments, dict) else {}
     images = _strings(attachments.get("images"), "images")
@@ -111,32 +101,53 @@ def prepare_turn(call: Call) -> Turn:
             raise shape_a(400, "INVALID_REQUEST", f"File not found: {file_id[:200]} (send fileContent.uuid)")
     if images and not accepts_images(model):
         if call.state.config.non_vision_images == "error":
-            raise shape_a(400, "INVALID_REQUEST", f"Model {model_id} does not support image input")
+            raise shape_a(400, "INVALID_REQUEST", f"Model {model['modelId']} does not support image input")
         images = []
+    return len(images), len(files)
 
-    conversation = None
-    history: list[str] = []
+
+def _history(call: Call, prompt_object: dict[str, Any]) -> tuple[Conversation | None, list[str]]:
+    """The conversation named by `conversationId` and its last `historyMessageLimit` messages."""
     conversation_id = prompt_object.get("conversationId")
-    if conversation_id is not None:
-        conversation = (
-            call.state.conversations.get(conversation_id) if isinstance(conversation_id, str) else None
-        )
-        if conversation is None or conversation.owner != call.key_hash:
-            raise shape_a(400, "INVALID_REQUEST", "Conversation not found")
-        limit = _count(_settings(prompt_object, "historySettings").get("historyMessageLimit"), 10)
-        history = conversation.messages[-limit:] if limit else []
+    if conversation_id is None:
+        return None, []
+    conversation = call.state.conversations.get(conversation_id) if isinstance(conversation_id, str) else None
+    if conversation is None or conversation.owner != call.key_hash:
+        raise shape_a(400, "INVALID_REQUEST", "Conversation not found")
+    limit = _count(_settings(prompt_object, "historySettings").get("historyMessageLimit"), 10)
+    return conversation, conversation.messages[-limit:] if limit else []
 
+
+def prepare_turn(call: Call) -> Turn:
+    """Validate a chat body the way §3.2–§3.7 describe and work out its answer."""
+    body = call.body
+    if not isinstance(body, dict):
+        raise shape_a(400, "INVALID_REQUEST", "Missing required parameters or invalid format")
+    feature = body.get("type", None if call.state.config.require_type else CHAT_FEATURE)
+    if feature not in ACCEPTED_TYPES:
+        raise shape_a(400, "INVALID_REQUEST", f"type must be {CHAT_FEATURE}")
+    model = _validated_model(call, body)
+    prompt_object = body.get("promptObject")
+    if not isinstance(prompt_object, dict):
+        raise _prompt_error("promptObject", "promptObject must be an object")
+    prompt = prompt_object.get("prompt")
+    if not isinstance(prompt, str):
+        raise _prompt_error("prompt", "prompt must be a string")
+    if not prompt.strip():
+        raise _prompt_error("prompt", "prompt should not be empty")
+    images, files = _attachments(call, prompt_object, model)
+    conversation, history = _history(call, prompt_object)
     web = _settings(prompt_object, "webSearchSettings")
     answer = expected_answer(
         prompt,
         web_search=web.get("webSearch") is True,
         sites=_count(web.get("numOfSite"), 3),
         history=len(history),
-        images=len(images),
-        files=len(files),
+        images=images,
+        files=files,
     )
     echo = {**prompt_object, "linkContentList": [], "searchContentList": []}
-    return Turn(feature, model, prompt, echo, conversation, history, len(images), answer)
+    return Turn(feature, model, prompt, echo, conversation, history, images, answer)
 
 
 def finish_turn(call: Call, turn: Turn) -> dict[str, Any]:

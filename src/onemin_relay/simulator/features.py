@@ -66,8 +66,7 @@ async def features(request: Request) -> Response:
         if not call.state.config.legacy_chat:
             raise unsupported_type(feature)
         return legacy_chat(call, feature, streaming)
-    handler = HANDLERS.get(feature) if isinstance(feature, str) else None
-    if handler is None or not isinstance(feature, str):
+    if not isinstance(feature, str) or feature not in HANDLERS:
         raise unsupported_type(feature)
     model = active_model(feature, body.get("model"))
     if model is None:
@@ -78,8 +77,10 @@ async def features(request: Request) -> Response:
     if not isinstance(prompt_object, dict):
         raise images.validation_error("promptObject", "promptObject must be an object")
 
-    result_object = await handler(call, model, prompt_object)
+    result_object = await HANDLERS[feature](call, model, prompt_object)
     failed = call.fault("failed-status")
+    scale = call.state.config.credit_scale
+    credits = 0 if failed else feature_credits(model, prompt_object, len(result_object), scale)
     conversation_id = body.get("conversationId")
     record = ai_record(
         call,
@@ -90,9 +91,7 @@ async def features(request: Request) -> Response:
         status=call.state.config.failed_status if failed else "SUCCESS",
         metadata={},
         conversation_id=conversation_id if isinstance(conversation_id, str) else None,
-        credits=0
-        if failed
-        else feature_credits(model, prompt_object, len(result_object), call.state.config.credit_scale),
+        credits=credits,
     )
     if feature in FILE_FEATURES and not failed:
         record["temporaryUrl"] = call.state.assets.signed_url(call.base_url, result_object[0])

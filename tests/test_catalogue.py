@@ -51,7 +51,7 @@ class FakeUpstream:
 
 def make(upstream: FakeUpstream, **settings: Any) -> ModelCatalogue:
     values: dict[str, Any] = {"model_cache_ttl": 300, **settings}
-    config = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    config = Settings(_env_file=None, **values)
     client: OneMinClient = upstream  # type: ignore[assignment]
     return ModelCatalogue(client, config)
 

@@ -12,7 +12,6 @@ response has started it becomes an SSE `data: {"error": …}` event, which the O
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -20,6 +19,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -108,9 +108,12 @@ class ChatStream:
         """Cancel whatever still runs upstream (leaving `chat_stream` closes the upstream request)."""
         for task in self._producers:
             task.cancel()
-        for task in self._producers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._producers:
+            # Shielded, and `wait` rather than `await task`: while the response is being cancelled
+            # (client gone), awaiting a task would cancel it again and again, cutting short its own
+            # clean-up, i.e. the closing of the upstream connection.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(self._producers)
 
     async def _produce(self, index: int) -> None:
         try:

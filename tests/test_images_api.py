@@ -343,8 +343,12 @@ def data_url(content: bytes) -> str:
 
 
 def test_json_edit_with_data_urls(relay_url: str, sim: SimulatorHandle) -> None:
-    body = {"prompt": "a hat", "model": "gpt-image-1", "images": [{"image_url": data_url(SOURCE)}]}
-    body["mask"] = {"image_url": data_url(MASK)}
+    body = {
+        "prompt": "a hat",
+        "model": "gpt-image-1",
+        "images": [{"image_url": data_url(SOURCE)}],
+        "mask": {"image_url": data_url(MASK)},
+    }
     response = post_json_edit(relay_url, body)
     assert response.status_code == 200
     assert_matches_schema("ImagesResponse", response.json())

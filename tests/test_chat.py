@@ -15,7 +15,7 @@ from onemin_relay.simulator.answers import expected_answer
 from onemin_relay.simulator.limits import estimate_tokens
 from onemin_relay.simulator.media import png
 from onemin_relay.translate.tokens import count_tokens
-from tests.harness import KEY_A, UNKNOWN_KEY, SimulatorHandle
+from tests.harness import KEY_A, KEY_B, UNKNOWN_KEY, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
 
 VISION = "gpt-4o"
@@ -284,8 +284,6 @@ def test_file_id_of_an_uploaded_file(client: openai.OpenAI, sim: SimulatorHandle
 def test_file_ids_of_another_key_are_not_found(
     client: openai.OpenAI, relay_url: str, sim: SimulatorHandle
 ) -> None:
-    from tests.harness import KEY_B
-
     uploaded = client.files.create(file=("mine.txt", b"private", "text/plain"), purpose="user_data")
     content = [{"type": "file", "file": {"file_id": uploaded.id}}]
     with (

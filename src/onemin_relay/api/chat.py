@@ -76,7 +76,13 @@ async def _complete(
     choices: list[ChoiceResult] = []
     prompt_tokens = completion_tokens = credits = 0
     for record in records:
-        text, cut = limit_text(answer_text(record), chat.stop_sequences, chat.token_limit)
+        answer = answer_text(record)
+        if chat.token_limit is not None and len(answer) > _THREAD_TOKENISE_CHARS:
+            text, cut = await anyio.to_thread.run_sync(
+                limit_text, answer, chat.stop_sequences, chat.token_limit
+            )
+        else:
+            text, cut = limit_text(answer, chat.stop_sequences, chat.token_limit)
         choices.append(ChoiceResult(text, finish_reason(cut, record)))
         counts = upstream_token_counts(record_metadata(record))
         if counts is None:

@@ -78,6 +78,7 @@ class ChatStream:
     _producers: list[asyncio.Task[None]] = field(default_factory=list)
     _early: list[tuple[int, object]] = field(default_factory=list)
     _choices: list[_Choice] = field(default_factory=list)
+    _slow_start: bool = False
 
     async def open(self) -> None:
         """Start the upstream calls and wait for the first event (or the keep-alive interval).
@@ -94,6 +95,7 @@ class ChatStream:
         try:
             item = await asyncio.wait_for(self._queue.get(), self.context.settings.stream_keepalive_seconds)
         except TimeoutError:
+            self._slow_start = True  # the body opens with a keep-alive: the client has waited long enough
             return
         except BaseException:
             await self.aclose()
@@ -132,6 +134,8 @@ class ChatStream:
     async def body(self) -> AsyncGenerator[bytes, None]:
         keepalive = self.context.settings.stream_keepalive_seconds
         try:
+            if self._slow_start:
+                yield KEEPALIVE
             while not all(choice.ended for choice in self._choices):
                 if self._early:
                     index, item = self._early.pop(0)

@@ -2,7 +2,7 @@
 
 Permissive where OpenAI clients differ (unknown top-level fields are accepted and ignored), strict where a
 wrong value would change the answer (roles, content part shapes, `n`, `stop`, token limits).
-Union members carry `<…>` tags so `api_error_param` can drop them from an error's location.
+Union members carry `<…>` tags so `request_error` can drop them from an error's location.
 """
 
 from __future__ import annotations

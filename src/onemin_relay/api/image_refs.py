@@ -70,10 +70,11 @@ async def _image_bytes(context: RelayContext, url: str, param: str) -> bytes:
                 f"Invalid data URL at '{param}': {exc}.", param=param, code="invalid_base64"
             ) from None
     elif url.lower().startswith(("http://", "https://")):
+        settings = context.settings
         policy = FetchPolicy(
-            max_bytes=limit,
-            timeout=context.settings.fetch_timeout,
-            allow_private=context.settings.fetch_allow_private,
+            max_bytes=min(limit, settings.fetch_max_bytes),
+            timeout=settings.fetch_timeout,
+            allow_private=settings.fetch_allow_private,
         )
         try:
             content = (await fetch(url, policy)).content

@@ -1,4 +1,4 @@
-"""OpenAI /v1/images routes: generations (JSON), variations and edits (multipart)."""
+"""OpenAI /v1/images routes: generations (JSON), variations (multipart), edits (multipart or JSON)."""
 
 from __future__ import annotations
 

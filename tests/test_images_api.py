@@ -104,6 +104,7 @@ def test_midjourney_renders_four_and_the_relay_answers_n(client: openai.OpenAI, 
             2,
         ),
         ("gpt-image-1-mini", {"quality": "high"}, {"quality": "high", "size": "1024x1024"}, 1),
+        ("gpt-image-2", {"size": "2048x1152", "n": 2}, {"size": "2048x1152", "n": 2, "quality": "medium"}, 2),
         ("stable-image-ultra", {}, {}, 1),
     ],
 )

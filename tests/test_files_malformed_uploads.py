@@ -1,0 +1,57 @@
+"""Every upload endpoint answers malformed multipart bodies with a 4xx OpenAI error, never a 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.harness import KEY_A, SimulatorHandle
+
+UPLOAD_ENDPOINTS = (
+    "/v1/files",
+    "/v1/images/variations",
+    "/v1/images/edits",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+)
+BOUNDARY = "xYz"
+MALFORMED: dict[str, tuple[str, bytes]] = {
+    "no boundary": ("multipart/form-data", b"--xYz\r\n\r\n"),
+    "empty body": (f"multipart/form-data; boundary={BOUNDARY}", b""),
+    "garbage": (f"multipart/form-data; boundary={BOUNDARY}", bytes(range(256)) * 4),
+    "truncated part": (
+        f"multipart/form-data; boundary={BOUNDARY}",
+        b'--xYz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF',
+    ),
+    "part without name": (
+        f"multipart/form-data; boundary={BOUNDARY}",
+        b'--xYz\r\nContent-Disposition: form-data; filename="a.png"\r\n\r\nx\r\n--xYz--\r\n',
+    ),
+    "only closing boundary": (f"multipart/form-data; boundary={BOUNDARY}", b"--xYz--\r\n"),
+    "not multipart": ("text/plain", b"file=a.png"),
+    "json instead": ("application/json", b'{"file": "a.png"}'),
+}
+
+
+@pytest.mark.parametrize("endpoint", UPLOAD_ENDPOINTS)
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_uploads_are_openai_4xx(
+    relay_url: str, sim: SimulatorHandle, endpoint: str, case: str
+) -> None:
+    content_type, body = MALFORMED[case]
+    response = httpx.post(
+        f"{relay_url}{endpoint}",
+        content=body,
+        headers={"Authorization": f"Bearer {KEY_A}", "Content-Type": content_type},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+    assert not any(entry["path"] in ("/api/features", "/api/assets") for entry in sim.requests())
+
+
+@pytest.mark.parametrize("endpoint", UPLOAD_ENDPOINTS)
+def test_uploads_need_a_key(relay_url: str, endpoint: str) -> None:
+    response = httpx.post(f"{relay_url}{endpoint}", files={"file": ("a.wav", b"RIFF")})
+    assert response.status_code == 401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onemin_relay.upstream.errors import UpstreamError
+from onemin_relay.upstream.errors import invalid_response
 
 
 def feature_request(
@@ -33,7 +33,7 @@ def result_keys(record: dict[str, Any]) -> list[str]:
         if _usable(item)
     ]
     if not keys:
-        raise UpstreamError(200, "INVALID_RESPONSE", "1min.ai reported success but returned no result.")
+        raise invalid_response("1min.ai reported success but returned no result.")
     return keys
 
 
@@ -44,7 +44,7 @@ def first_result_text(record: dict[str, Any]) -> str:
     if isinstance(result, list):
         result = result[0] if result else None
     if not isinstance(result, str):
-        raise UpstreamError(200, "INVALID_RESPONSE", "1min.ai reported success but returned no text.")
+        raise invalid_response("1min.ai reported success but returned no text.")
     return result
 
 

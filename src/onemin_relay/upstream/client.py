@@ -213,12 +213,12 @@ class _AssetBody:
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
         self._content = content
         if isinstance(content, bytes):
-            self._start, size = 0, len(content)
-        else:
+            self._start, self.size = 0, len(content)
+        else:  # seek/tell only move a file offset: no I/O worth a thread
             self._start = content.tell()
-            size = content.seek(0, 2) - self._start
+            self.size = content.seek(0, 2) - self._start
             content.seek(self._start)
-        self.length = len(self._head) + size + len(self._tail)
+        self.length = len(self._head) + self.size + len(self._tail)
 
     def headers(self) -> dict[str, str]:
         return {
@@ -398,12 +398,12 @@ class OneMinClient:
             content=upload.chunks,
             headers=upload.headers(),
         )
-        stored = body.get("asset") if isinstance(body, dict) else None
         file = body.get("fileContent") if isinstance(body, dict) else None
-        if not isinstance(file, dict) or not isinstance(stored, dict):
+        if not isinstance(file, dict):
             raise error_from_payload(200, body) or invalid_response(
                 "1min.ai's asset answer lacks fileContent."
             )
+        stored = body.get("asset") if isinstance(body.get("asset"), dict) else {}
         path, uuid = file.get("path") or stored.get("key"), file.get("uuid")
         if not isinstance(path, str) or not path or not isinstance(uuid, str) or not uuid:
             raise invalid_response("1min.ai's asset answer lacks the stored path or file id.")
@@ -412,7 +412,7 @@ class OneMinClient:
             path=path,
             uuid=uuid,
             name=name if isinstance(name, str) and name else path.rsplit("/", 1)[-1],
-            size=size if isinstance(size, int) else upload.length,
+            size=size if isinstance(size, int) else upload.size,
             mime_type=mime_type if isinstance(mime_type, str) and mime_type else content_type,
         )
 

@@ -12,8 +12,9 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemcachedStorage, MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (
@@ -72,23 +73,22 @@ _STRATEGIES: dict[str, type[RateLimiter]] = {
 }
 
 
-def limits_storage(settings: Settings) -> Storage:
-    """The `limits` storage matching the state backend: shared for Redis/memcached, else memory."""
+def limits_storage(settings: Settings) -> tuple[Storage, aioredis.ConnectionPool | None]:
+    """The `limits` storage matching the state backend (shared for Redis/memcached, else memory), and
+    the Redis connection pool to close at shutdown, if any."""
     url = settings.state_url
     if url.startswith(("redis://", "rediss://")):
-        return RedisStorage(
-            f"async+{url}",
-            implementation="redispy",
-            wrap_exceptions=True,
-            socket_connect_timeout=1,
-            socket_timeout=1,
-        )
+        pool = aioredis.ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # `connection_pool` is a documented RedisStorage option; limits annotates options more narrowly.
+        options: dict[str, Any] = {"connection_pool": pool}
+        return RedisStorage(f"async+{url}", implementation="redispy", wrap_exceptions=True, **options), pool
     if url.startswith("memcached://"):
         location = url.removeprefix("memcached://").split("/")[0]
-        return MemcachedStorage(
+        memcached = MemcachedStorage(
             f"async+memcached://{location}", wrap_exceptions=True, connect_timeout=1, read_timeout=1
         )
-    return MemoryStorage()
+        return memcached, None
+    return MemoryStorage(), None
 
 
 def make_limiter(settings: Settings, storage: Storage) -> RateLimiter:
@@ -146,10 +146,14 @@ class RateLimitMiddleware:
         self.settings = settings
         self.rules = configured_rules(settings)
         self._limiter: RateLimiter | None = None  # made on first use, inside the serving event loop
+        self._redis_pool: aioredis.ConnectionPool | None = None
         self._skip_until = 0.0
         self._failing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_at_shutdown(send))
+            return
         if not self.rules or not self._is_limited(scope) or time.monotonic() < self._skip_until:
             await self.app(scope, receive, send)
             return
@@ -183,8 +187,17 @@ class RateLimitMiddleware:
 
     def _limiter_in_loop(self) -> RateLimiter:
         if self._limiter is None:
-            self._limiter = make_limiter(self.settings, limits_storage(self.settings))
+            storage, self._redis_pool = limits_storage(self.settings)
+            self._limiter = make_limiter(self.settings, storage)
         return self._limiter
+
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        async def send_after_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete" and self._redis_pool is not None:
+                await self._redis_pool.aclose()
+            await send(message)
+
+        return send_after_closing
 
     async def _judge(self, scope: Scope) -> Verdict | None:
         """Count the request against every rule that applies; return the refusal, or else the

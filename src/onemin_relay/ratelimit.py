@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from onemin_relay.api.auth import caller_key, key_hash
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError
+from onemin_relay.state.memcached import parse_memcached_url
 
 log = logging.getLogger("onemin_relay.ratelimit")
 
@@ -83,9 +84,9 @@ def limits_storage(settings: Settings) -> tuple[Storage, aioredis.ConnectionPool
         options: dict[str, Any] = {"connection_pool": pool}
         return RedisStorage(f"async+{url}", implementation="redispy", wrap_exceptions=True, **options), pool
     if url.startswith("memcached://"):
-        location = url.removeprefix("memcached://").split("/")[0]
+        servers = ",".join(f"{host}:{port}" for host, port in parse_memcached_url(url))
         memcached = MemcachedStorage(
-            f"async+memcached://{location}", wrap_exceptions=True, connect_timeout=1, read_timeout=1
+            f"async+memcached://{servers}", wrap_exceptions=True, connect_timeout=1, read_timeout=1
         )
         return memcached, None
     return MemoryStorage(), None

@@ -18,7 +18,6 @@ from tests.harness import KEY_A, KNOWN_KEYS, SimulatorHandle, relay_settings, ru
 
 # Real redis-server / memcached fixtures, shared by the state, rate-limit and scale-out tests.
 pytest_plugins = ["tests.servers"]
-pytest_plugins = ["tests.servers"]
 
 # Tests must never see a developer's own configuration.
 for _name in list(os.environ):

@@ -1,6 +1,6 @@
 """Real redis-server and memcached processes on free loopback ports, for state and rate-limit tests.
 
-Load the fixtures with `pytest_plugins = ["tests.servers"]`. Servers keep nothing on disk and are
+`tests/conftest.py` loads these fixtures for every test module. Servers keep nothing on disk and are
 killed at teardown. A missing binary skips the test with a loud reason, except under CI (the `CI`
 environment variable is set), where it fails: CI installs both.
 """

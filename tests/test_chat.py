@@ -323,7 +323,7 @@ def test_a_key_1min_rejects_is_401_and_never_echoed(relay_url: str) -> None:
     assert UNKNOWN_KEY not in str(caught.value.body) + caught.value.message
 
 
-@pytest.mark.parametrize("model", ["gpt-0-imaginary", "claude-sonnet-4-6", "dall-e-3"])
+@pytest.mark.parametrize("model", ["gpt-0-imaginary", "claude-sonnet-4-6"])
 def test_unknown_disabled_or_non_chat_models_are_404(
     client: openai.OpenAI, sim: SimulatorHandle, model: str
 ) -> None:
@@ -331,6 +331,14 @@ def test_unknown_disabled_or_non_chat_models_are_404(
         client.chat.completions.create(model=model, messages=user("x"))
     assert (caught.value.code, caught.value.param) == ("model_not_found", "model")
     assert model in caught.value.message
+    assert not chat_calls(sim)
+
+
+def test_a_model_without_chat_is_a_400_saying_so(client: openai.OpenAI, sim: SimulatorHandle) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="qwen-image-plus", messages=user("x"))
+    assert (caught.value.code, caught.value.param) == ("unsupported_model", "model")
+    assert "chat completions" in caught.value.message
     assert not chat_calls(sim)
 
 

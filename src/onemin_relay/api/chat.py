@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller_key
+from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.chat_media import all_or_nothing, resolve_attachments
 from onemin_relay.api.chat_stream import ChatStream, EventStreamResponse
 from onemin_relay.api.common import read_json, relay
@@ -33,6 +34,7 @@ from onemin_relay.translate.chat import (
 from onemin_relay.translate.chat_wire import ChatCompletionRequest, parse_chat_request
 from onemin_relay.translate.output import limit_text
 from onemin_relay.translate.tokens import count_tokens, upstream_credits, upstream_token_counts
+from onemin_relay.upstream.catalogue import CHAT_FEATURE
 
 TokenCounter = Callable[[str], Awaitable[int]]
 
@@ -51,7 +53,7 @@ async def create_chat_completion(request: Request) -> Response:
     context = relay(request)
     chat = parse_chat_request(await read_json(request))
     model_id, online = split_online(chat.model)
-    model = await context.catalogue.require(model_id)
+    model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
     attachments = await resolve_attachments(context, api_key, model, media_parts(chat.messages))
     prompt = build_prompt(chat.messages, attachments.file_names)
     payload = build_payload(

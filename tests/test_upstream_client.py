@@ -474,13 +474,28 @@ async def test_stream_error_event_text_is_short_and_never_the_key(
     assert len(event.text) <= 500
 
 
+async def read_until_done(client: OneMinClient) -> list[StreamEvent]:
+    """The way the chat route reads: stop at the terminal event without asking for more."""
+    got: list[StreamEvent] = []
+    async with client.chat_stream(KEY, CHAT) as events:
+        async for event in events:
+            got.append(event)
+            if event.kind in {"done", "error"}:
+                break
+    return got
+
+
+@pytest.mark.parametrize("stop_at_done", [False, True])
 async def test_a_finished_stream_leaves_its_connection_for_the_next_call(
-    client: OneMinClient, upstream: Upstream
+    client: OneMinClient, upstream: Upstream, stop_at_done: bool
 ) -> None:
     upstream.script(Reply(headers=SSE_HEADERS, chunks=[_sse("content", {"content": "a"}), _sse("done", {})]))
     for _ in range(2):
         got: list[StreamEvent] = []
-        await read_stream(client, got)
+        if stop_at_done:
+            got = await read_until_done(client)
+        else:
+            await read_stream(client, got)
         assert got == [StreamEvent("content", "a"), StreamEvent("done")]
     first, second = upstream.received
     assert first.peer == second.peer

@@ -330,11 +330,19 @@ class OneMinClient:
         finally:
             record_upstream_time(time.perf_counter() - started)
         try:
-            events = await self._stream_events(response, api_key)
-            try:
-                yield events
-            finally:
-                await events.aclose()
+            if _media_type(response) == "text/event-stream":
+                stream = _SseStream(response, api_key)
+                try:
+                    yield stream.events
+                    await stream.drain()  # only on a normal exit: a failure or a cancel just closes
+                finally:
+                    await stream.aclose()
+            else:
+                events = await _json_stream_events(response)
+                try:
+                    yield events
+                finally:
+                    await events.aclose()
         finally:
             await response.aclose()
 
@@ -600,47 +608,6 @@ class OneMinClient:
             )
             await self._retry.sleep(delay)
 
-    async def _stream_events(
-        self, response: httpx.Response, api_key: str
-    ) -> AsyncGenerator[StreamEvent, None]:
-        media_type = _media_type(response)
-        if media_type == "text/event-stream":
-            response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
-            return self._sse_events(response, api_key)
-        if media_type != "application/json":
-            raise invalid_response(
-                f"1min.ai answered the stream with {media_type} instead of text/event-stream."
-            )
-        # A JSON answer to a streaming request: an error, or a whole record (upstream ignored isStreaming).
-        try:
-            body = await _read_capped(response, _JSON_BODY_LIMIT)
-        except httpx.TransportError as exc:
-            raise _stream_error(exc) from exc
-        record = _record_of(_decode_json(body or b""))
-        if record is None:
-            raise invalid_response("1min.ai answered the stream with an empty aiRecord.")
-        text = record_text(_check_succeeded(record))
-        events = [StreamEvent("content", text)] if text else []
-        return _replay([*events, StreamEvent("result", record=record), DONE])
-
-    async def _sse_events(self, response: httpx.Response, api_key: str) -> AsyncGenerator[StreamEvent, None]:
-        sse = EventSource(response).aiter_sse()
-        try:
-            async for event in chat_events(sse):
-                if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
-                    event = StreamEvent("error", short_message(event.text.replace(api_key, "***")))
-                yield event
-            # The answer is complete. Reading the few bytes that end the body lets the connection go
-            # back to the pool; a closed one would cost a new TCP + TLS handshake for the next chat.
-            with contextlib.suppress(TimeoutError, httpx.TransportError):
-                async with asyncio.timeout(_DRAIN_SECONDS):
-                    async for _ in sse:
-                        pass
-        except httpx.TransportError as exc:
-            raise _stream_error(exc) from exc
-        finally:
-            await sse.aclose()
-
     async def _body_chunks(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in response.aiter_bytes():
@@ -688,6 +655,63 @@ class OneMinClient:
 def _disallowed(host: str) -> UpstreamError:
     where = f" ({host})" if host else ""
     return UpstreamError(0, "DISALLOWED_URL", f"Refusing an asset location outside the 1min.ai hosts{where}.")
+
+
+class _SseStream:
+    """One upstream SSE body: its decoded events, and a clean end that keeps the connection pooled."""
+
+    def __init__(self, response: httpx.Response, api_key: str) -> None:
+        response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
+        self._sse = EventSource(response).aiter_sse()
+        self._api_key = api_key
+        self._finished = False
+        self.events = self._events()
+
+    async def _events(self) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for event in chat_events(self._sse):
+                if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
+                    event = StreamEvent("error", short_message(event.text.replace(self._api_key, "***")))
+                self._finished = event.kind in ("done", "error")
+                yield event
+        except httpx.TransportError as exc:
+            raise _stream_error(exc) from exc
+
+    async def drain(self) -> None:
+        """After a finished answer, read the few bytes that end the body (bounded in time).
+
+        A body left unread makes httpx close the connection instead of pooling it, which would cost a
+        new TCP + TLS handshake for the next chat. An unfinished answer is never drained: closing it is
+        what cancels the generation upstream.
+        """
+        if not self._finished:
+            return
+        with contextlib.suppress(TimeoutError, httpx.TransportError):
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                async for _ in self._sse:
+                    pass
+
+    async def aclose(self) -> None:
+        await self.events.aclose()
+        await self._sse.aclose()
+
+
+async def _json_stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    """A JSON answer to a streaming request: an error (raised), or a whole record replayed as events."""
+    media_type = _media_type(response)
+    if media_type != "application/json":
+        raise invalid_response(f"1min.ai answered the stream with {media_type} instead of text/event-stream.")
+    try:
+        body = await _read_capped(response, _JSON_BODY_LIMIT)
+    except httpx.TransportError as exc:
+        raise _stream_error(exc) from exc
+    record = _record_of(_decode_json(body or b""))
+    if record is None:
+        raise invalid_response("1min.ai answered the stream with an empty aiRecord.")
+    text = record_text(_check_succeeded(record))
+    return _replay(
+        [*([StreamEvent("content", text)] if text else []), StreamEvent("result", record=record), DONE]
+    )
 
 
 async def _replay(events: list[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:

@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import io
 import json
+import logging
 import socket
 import threading
 import time
@@ -18,11 +19,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
+from onemin_relay.observability import RequestContextMiddleware
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.upstream.client import Asset, OneMinClient, RetryPolicy, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
@@ -784,3 +787,24 @@ async def test_cancelling_the_reader_closes_the_upstream_connection(
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert await asyncio.to_thread(upstream.client_left.wait, 10)
+
+
+# --- observability ----------------------------------------------------------------------------------
+
+
+async def test_time_waiting_on_upstream_reaches_the_access_log(
+    client: OneMinClient, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.script(Reply(body={"aiRecord": RECORD}, delay=0.05))
+
+    async def relay(scope: Scope, receive: Receive, send: Send) -> None:
+        await client.chat(KEY, CHAT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=RequestContextMiddleware(relay))
+    with caplog.at_level(logging.INFO, logger="onemin_relay.access"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
+            assert (await http.get("/")).status_code == 200
+    [line] = [record for record in caplog.records if record.name == "onemin_relay.access"]
+    assert line.fields["upstream_ms"] > 0  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The pooled async 1min.ai client: the only code that sends anything to 1min.ai.
 
-Retry rules (`OneMinClient._with_retries`); at most `upstream_max_retries` extra attempts, waiting
+Retry rules (`OneMinClient._with_retries`): at most `upstream_max_retries` extra attempts, waiting
 `Retry-After` when upstream gave one (seconds or HTTP date) and full-jitter exponential backoff
 otherwise. A `Retry-After` above `RetryPolicy.max_retry_after` is not waited out: the 429 goes straight
 back to the caller (with its `retry_after`).
@@ -27,7 +27,6 @@ redirects included.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -35,7 +34,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import quote, unquote
@@ -686,7 +685,7 @@ class _SseStream:
         """
         if not self._finished:
             return
-        with contextlib.suppress(TimeoutError, httpx.TransportError):
+        with suppress(TimeoutError, httpx.TransportError):
             async with asyncio.timeout(_DRAIN_SECONDS):
                 async for _ in self._sse:
                     pass

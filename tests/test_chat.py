@@ -321,6 +321,7 @@ def test_a_key_1min_rejects_is_401_and_never_echoed(relay_url: str) -> None:
         sdk.chat.completions.create(model="gpt-4o-mini", messages=user("x"))
     assert caught.value.code == "invalid_api_key"
     assert UNKNOWN_KEY not in str(caught.value.body) + caught.value.message
+    assert_matches_schema("ErrorResponse", caught.value.response.json())
 
 
 @pytest.mark.parametrize("model", ["gpt-0-imaginary", "claude-sonnet-4-6"])

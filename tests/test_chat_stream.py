@@ -284,3 +284,24 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
         assert not upstream.client_left.is_set()
         stream.close()
     assert upstream.client_left.wait(timeout=20)
+
+
+def test_an_error_after_the_answer_was_cut_does_not_spoil_it(client: openai.OpenAI) -> None:
+    # The stop sequence comes early; upstream fails later, while the relay waits for the usage record.
+    prompt = "cut early [[sim:error-mid-stream]] [[sim:length=300]]"
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=user(prompt),
+        stream=True,
+        stop=["simulée"],
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == expected_answer(prompt).split("simulée")[0]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert usage.completion_tokens == count_tokens(text)

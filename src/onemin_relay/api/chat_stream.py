@@ -146,6 +146,11 @@ class ChatStream:
                         yield KEEPALIVE
                         continue
                 failure = _failure(item)
+                if failure is not None and self._choices[index].finished:
+                    # That choice's answer is already complete (cut by stop/max_tokens): only its usage
+                    # record is lost, so the other choices carry on.
+                    self._choices[index].ended = True
+                    continue
                 if failure is not None:
                     log.warning("chat stream failed upstream: %s", failure.message)
                     yield _sse(failure.body())

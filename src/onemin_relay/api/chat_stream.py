@@ -124,8 +124,6 @@ class ChatStream:
                     await self._queue.put((index, event))
                     if event.kind in {"done", "error"}:
                         break
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # handed to the reader, which answers it to the client
             await self._queue.put((index, exc))
         else:
@@ -236,8 +234,6 @@ def _failure(item: object) -> OpenAIError | None:
         item = UpstreamError(200, "STREAM_ERROR", item.text or "the stream failed")
     if isinstance(item, UpstreamError):
         return openai_error_from_upstream(item)
-    if isinstance(item, OpenAIError):
-        return item
     if isinstance(item, Exception):
         log.error("chat stream broke", exc_info=item)
         return OpenAIError(500, "The relay hit an internal error while streaming; it has been logged.")

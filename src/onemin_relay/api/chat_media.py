@@ -165,7 +165,7 @@ async def _materialise(context: RelayContext, api_key: str, item: _Planned) -> s
         content = await _decode(item.url, item.param, settings.max_image_upload_bytes, data_url=True)
     else:
         policy = FetchPolicy(
-            max_bytes=settings.max_image_upload_bytes,
+            max_bytes=min(settings.max_image_upload_bytes, settings.fetch_max_bytes),
             timeout=settings.fetch_timeout,
             allow_private=settings.fetch_allow_private,
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 
 from onemin_relay.api.auth import key_hash
-from onemin_relay.api.uploads import IMAGE_TYPES, _image_kind
+from onemin_relay.api.uploads import IMAGE_TYPES, image_kind
 from onemin_relay.errors import invalid_request, not_found, too_large
 from onemin_relay.fetch import FetchError, FetchPolicy, fetch
 from onemin_relay.state.base import FileRecord
@@ -173,7 +173,7 @@ async def _materialise(context: RelayContext, api_key: str, item: _Planned) -> s
             content = (await fetch(item.url, policy)).content
         except FetchError as exc:
             raise invalid_request(f"The image URL was not fetched: {exc}.", param=item.param) from None
-    kind = _image_kind(content[:64])
+    kind = image_kind(content[:64])
     if kind is None:
         raise invalid_request(
             "The image is not a PNG, JPEG, GIF or WebP image.", param=item.param, code="invalid_image_format"

@@ -54,7 +54,7 @@ async def create_chat_completion(request: Request) -> Response:
     chat = parse_chat_request(await read_json(request))
     model_id, online = split_online(chat.model)
     model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
-    attachments = await resolve_attachments(context, api_key, model, media_parts(chat.messages))
+    attachments = await resolve_attachments(request, context, api_key, model, media_parts(chat.messages))
     prompt = build_prompt(chat.messages, attachments.file_names)
     payload = build_payload(
         model.id,

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
+from starlette.requests import Request
 
-from onemin_relay.api.auth import key_hash
+from onemin_relay.api.files import find_file
 from onemin_relay.api.uploads import IMAGE_TYPES, image_kind
-from onemin_relay.errors import invalid_request, not_found, too_large
+from onemin_relay.errors import invalid_request, too_large
 from onemin_relay.fetch import FetchError, FetchPolicy, fetch
 from onemin_relay.state.base import FileRecord
 from onemin_relay.translate.chat import MediaPart
@@ -64,10 +65,9 @@ class _Planned:
 
 
 async def resolve_attachments(
-    context: RelayContext, api_key: str, model: ModelInfo, parts: Sequence[MediaPart]
+    request: Request, context: RelayContext, api_key: str, model: ModelInfo, parts: Sequence[MediaPart]
 ) -> Attachments:
-    owner = key_hash(api_key)
-    planned = [await _plan(context, owner, part) for part in parts]
+    planned = [await _plan(request, part) for part in parts]
     images = [item for item in planned if item.target == "images"]
     if images and not model.accepts_images:
         modalities = ", ".join(sorted(model.input_modalities)) or "TEXT"
@@ -100,7 +100,7 @@ async def all_or_nothing(awaitables: Sequence[Awaitable[T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
-async def _plan(context: RelayContext, owner: str, media: MediaPart) -> _Planned:
+async def _plan(request: Request, media: MediaPart) -> _Planned:
     part = media.part
     if isinstance(part, ImagePart):
         url = part.image_url.url
@@ -108,16 +108,14 @@ async def _plan(context: RelayContext, owner: str, media: MediaPart) -> _Planned
         if not (is_data_url(url) or url.lower().startswith(("http://", "https://"))):
             raise invalid_request("An image_url must be an http(s) URL or a base64 data: URL.", param=param)
         return _Planned("images", param, media.number, url=url)
-    return await _plan_file(context, owner, media, part)
+    return await _plan_file(request, media, part)
 
 
-async def _plan_file(context: RelayContext, owner: str, media: MediaPart, part: FilePart) -> _Planned:
+async def _plan_file(request: Request, media: MediaPart, part: FilePart) -> _Planned:
     ref = part.file
     param = f"{media.param}.file"
     if ref.file_id:
-        record = await context.state.get_file(owner, ref.file_id)
-        if record is None:
-            raise not_found(f"No such File object: {ref.file_id}", param=f"{param}.file_id")
+        record = await find_file(request, ref.file_id, param=f"{param}.file_id")
         target: Literal["images", "files"] = "images" if record.mime_type.startswith("image/") else "files"
         return _Planned(target, f"{param}.file_id", media.number, stored=record)
     if not ref.file_data:

@@ -144,6 +144,17 @@ async def test_a_body_that_ends_without_done_is_a_finished_answer() -> None:
     assert got == [StreamEvent("content", "all of it"), StreamEvent("done")]
 
 
+@pytest.mark.parametrize("body", [b"", b": only a comment\n\n", sse(("content", {"content": ""}))])
+async def test_a_body_that_ends_without_any_answer_is_an_error(body: bytes) -> None:
+    assert await events_of([body]) == [
+        StreamEvent("error", "1min.ai ended the stream without sending an answer")
+    ]
+
+
+async def test_an_explicit_done_without_text_is_an_empty_answer() -> None:
+    assert await events_of([sse(("done", {}))]) == [StreamEvent("done")]
+
+
 async def test_a_failed_result_record_is_an_error() -> None:
     failed = {"status": "FAILED", "aiRecordDetail": {"resultObject": []}}
     got = await events_of(

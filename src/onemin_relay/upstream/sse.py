@@ -10,6 +10,8 @@ and `httpx-sse`. This module adds what is specific to 1min.ai (reference §3.6):
   literal text (legacy fallback); empty text is dropped;
 - `error` data may be `{"error": "…"}`, `{"error": {"message": …}}`, `{"message": …}` or raw text;
 - a `result` whose record status is not SUCCESS is reported as an `error`;
+- a body that ends cleanly without `done` is a finished answer (`done` is added), unless it carried
+  neither text nor a `result`: then it is an `error`;
 - the duplicate-full-text quirk (see `ChatEventDecoder`).
 
 The sequence a consumer sees: any number of `content`, at most one `result`, then exactly one `done` or
@@ -118,6 +120,7 @@ class ChatEventDecoder:
         self._parts: list[str] = []
         self._length = 0
         self._held: str | None = None
+        self._saw_result = False
         self.finished = False
 
     def _emit(self, text: str) -> StreamEvent:
@@ -150,15 +153,21 @@ class ChatEventDecoder:
                 out.append(self._emit(event.text))
         else:
             out.append(event)
+            self._saw_result = self._saw_result or event.kind == "result"
             self.finished = event.kind in ("done", "error")
         return out
 
     def finish(self) -> list[StreamEvent]:
-        """The body ended cleanly: a finished answer even without `done` (a held chunk is dropped)."""
+        """The body ended cleanly without `done`: what was sent is the answer (a held chunk is dropped).
+
+        A body that carried nothing at all is not an answer but a failure.
+        """
         if self.finished:
             return []
         self.finished = True
         self._held = None
+        if self._length == 0 and not self._saw_result:
+            return [StreamEvent("error", "1min.ai ended the stream without sending an answer")]
         return [DONE]
 
 

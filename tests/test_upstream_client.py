@@ -659,6 +659,21 @@ async def test_upload_sends_one_asset_part_with_the_filename(
     )
 
 
+@pytest.mark.parametrize(
+    ("content_type", "sent_type"),
+    [("text/plain; charset=utf-8", "text/plain"), ("text/plain\r\nX-Evil: 1", "application/octet-stream")],
+)
+async def test_upload_part_type_is_a_bare_media_type(
+    client: OneMinClient, upstream: Upstream, content_type: str, sent_type: str
+) -> None:
+    upstream.script(Reply(body={"fileContent": {"uuid": "f-2", "path": "documents/a.txt"}}))
+    asset = await client.upload_asset(KEY, "a.txt", b"hello", content_type)
+    assert (asset.path, asset.uuid, asset.name, asset.size) == ("documents/a.txt", "f-2", "a.txt", 5)
+    [sent] = upstream.received
+    assert f"Content-Type: {sent_type}\r\n\r\nhello".encode() in sent.body
+    assert b"X-Evil" not in sent.body
+
+
 async def test_upload_error_shape_is_kept(client: OneMinClient, upstream: Upstream) -> None:
     upstream.script(
         Reply(400, {"errorCode": "UNSUPPORTED_FILE_TYPE", "message": "file type isn't supported"})

@@ -203,7 +203,8 @@ class _AssetBody:
 
     def __init__(self, filename: str, content: bytes | IO[bytes], content_type: str) -> None:
         self.boundary = secrets.token_hex(16)
-        media_type = content_type if _MEDIA_TYPE.match(content_type) else "application/octet-stream"
+        media_type = content_type.partition(";")[0].strip()
+        media_type = media_type if _MEDIA_TYPE.match(media_type) else "application/octet-stream"
         self._head = (
             f"--{self.boundary}\r\n"
             f'Content-Disposition: form-data; name="asset"; filename="{_form_quote(filename)}"\r\n'

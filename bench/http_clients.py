@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.util
 import json
 import os
@@ -201,9 +202,11 @@ class RelayOnAiohttpClient(RelayClient):
     name = "OneMinClient+httpx-aiohttp"
 
     def transport(self) -> httpx.AsyncBaseTransport | None:
-        from httpx_aiohttp import AiohttpTransport  # optional: not a locked dependency
-
-        return AiohttpTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+        aiohttp_transport: Any = importlib.import_module("httpx_aiohttp").AiohttpTransport  # not locked
+        transport: httpx.AsyncBaseTransport = aiohttp_transport(
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        )
+        return transport
 
 
 class AiohttpClient:

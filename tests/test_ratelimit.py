@@ -26,7 +26,6 @@ from onemin_relay.ratelimit import RateLimitMiddleware, openai_duration
 from onemin_relay.serving import BackgroundServer
 from tests.servers import ServerProcess
 
-
 RESET_FORMAT = re.compile(r"^(\d+ms|\d+(\.\d+)?s|\d+m\d+s|\d+h\d+m\d+s)$")
 
 

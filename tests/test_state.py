@@ -24,7 +24,6 @@ from onemin_relay.state.retention import run_retention
 from onemin_relay.state.sqlite import SQLiteStateStore
 from tests.servers import ServerProcess, free_port
 
-
 BACKENDS = ["sqlite", "redis", "memcached"]
 OpenStore = Callable[[], Awaitable[StateStore]]
 

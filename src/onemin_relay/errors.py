@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 # OpenAI's `error.type` for each HTTP status the relay answers with.
@@ -58,6 +59,21 @@ class OpenAIError(Exception):
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> OpenAIError:
     return OpenAIError(400, message, param=param, code=code)
+
+
+def validation_failed(exc: ValidationError) -> OpenAIError:
+    """The first problem pydantic found, as a 400 naming its param (`messages.0.role`).
+
+    Tagged-union members show up in pydantic's locations as `<tag>` parts; they mean nothing to a client.
+    """
+    first = exc.errors(include_url=False)[0]
+    param = ".".join(str(part) for part in first["loc"] if not str(part).startswith("<")) or None
+    if first["type"] == "missing":
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    where = f" at '{param}'" if param else ""
+    return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")
 
 
 def model_not_found(model: str) -> OpenAIError:

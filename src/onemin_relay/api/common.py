@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
-from onemin_relay.errors import OpenAIError, invalid_request, too_large
+from onemin_relay.errors import invalid_request, too_large, validation_failed
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
@@ -52,16 +52,4 @@ def validate(model: type[ModelT], data: object) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
-def validation_error(exc: ValidationError) -> OpenAIError:
-    first = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in first["loc"]]
-    param = ".".join(loc) if loc else None
-    where = f" at '{param}'" if param else ""
-    if first["type"] == "missing":
-        return invalid_request(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
-    return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")
+        raise validation_failed(exc) from None

@@ -2,7 +2,7 @@
 
 Permissive where OpenAI clients differ (unknown top-level fields are accepted and ignored), strict where a
 wrong value would change the answer (roles, content part shapes, `n`, `stop`, token limits).
-Union members carry `<…>` tags so `request_error` can drop them from an error's location.
+Union members carry `<…>` tags, which `errors.validation_failed` drops from an error's location.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from onemin_relay.errors import OpenAIError, invalid_request
+from onemin_relay.errors import invalid_request, validation_failed
 
 # Each choice is one upstream call (and its credits): bound what one request can fan out to.
 MAX_CHOICES = 8
@@ -201,7 +201,7 @@ def parse_chat_request(data: object) -> ChatCompletionRequest:
     try:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        raise request_error(exc) from None
+        raise validation_failed(exc) from None
     if isinstance(request.stop, list) and len(request.stop) > 4:
         raise invalid_request("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
     if request.modalities and "audio" in request.modalities:
@@ -209,14 +209,3 @@ def parse_chat_request(data: object) -> ChatCompletionRequest:
             "Audio output is not available through 1min.ai chat; ask for text only.", param="modalities"
         )
     return request
-
-
-def request_error(exc: ValidationError) -> OpenAIError:
-    first = exc.errors(include_url=False)[0]
-    param = ".".join(str(part) for part in first["loc"] if not str(part).startswith("<")) or None
-    if first["type"] == "missing":
-        return invalid_request(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
-    where = f" at '{param}'" if param else ""
-    return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")

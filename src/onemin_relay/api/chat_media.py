@@ -16,9 +16,8 @@ import anyio
 from starlette.requests import Request
 
 from onemin_relay.api.files import find_file
-from onemin_relay.api.uploads import IMAGE_TYPES, image_kind
+from onemin_relay.api.image_refs import upload_image_url
 from onemin_relay.errors import invalid_request, too_large
-from onemin_relay.fetch import FetchError, FetchPolicy, fetch
 from onemin_relay.state.base import FileRecord
 from onemin_relay.translate.chat import MediaPart
 from onemin_relay.translate.chat_wire import FilePart, ImagePart
@@ -159,27 +158,7 @@ async def _materialise(context: RelayContext, api_key: str, item: _Planned) -> s
         name = _safe_filename(item.filename, extension)
         asset = await context.upstream.upload_asset(api_key, name, content, DOCUMENT_TYPES[extension])
         return asset.uuid
-    if is_data_url(item.url):
-        content = await _decode(item.url, item.param, settings.max_image_upload_bytes, data_url=True)
-    else:
-        policy = FetchPolicy(
-            max_bytes=min(settings.max_image_upload_bytes, settings.fetch_max_bytes),
-            timeout=settings.fetch_timeout,
-            allow_private=settings.fetch_allow_private,
-        )
-        try:
-            content = (await fetch(item.url, policy)).content
-        except FetchError as exc:
-            raise invalid_request(f"The image URL was not fetched: {exc}.", param=item.param) from None
-    kind = image_kind(content[:64])
-    if kind is None:
-        raise invalid_request(
-            "The image is not a PNG, JPEG, GIF or WebP image.", param=item.param, code="invalid_image_format"
-        )
-    media_type = IMAGE_TYPES[kind]
-    filename = f"image-{item.number}.{media_type.extension}"
-    asset = await context.upstream.upload_asset(api_key, filename, content, media_type.mime_type)
-    return asset.path
+    return await upload_image_url(context, api_key, item.url, item.param, f"image-{item.number}")
 
 
 async def _decode(data: str, param: str, limit: int, *, data_url: bool) -> bytes:

@@ -45,17 +45,25 @@ async def image_asset(
             raise invalid_request(f"File {record.id} is not an image.", param=f"{param}.file_id")
         return record.asset_path
     assert ref.image_url is not None
-    content = await _image_bytes(context, ref.image_url, f"{param}.image_url")
+    name = param.replace("[", "-").replace("]", "").replace(".", "-")
+    return await upload_image_url(context, api_key, ref.image_url, f"{param}.image_url", name)
+
+
+async def upload_image_url(context: RelayContext, api_key: str, url: str, param: str, name: str) -> str:
+    """Fetch (guarded) or decode an image URL, check it is an image, upload it; return the asset path.
+
+    `name` is the uploaded file's stem: its extension comes from the image's real type.
+    """
+    content = await _image_bytes(context, url, param)
     kind = image_kind(content[:64])
     if kind is None:
         raise invalid_request(
-            "The image is not a PNG, JPEG, WebP or GIF image.",
-            param=f"{param}.image_url",
-            code="invalid_image_format",
+            "The image is not a PNG, JPEG, WebP or GIF image.", param=param, code="invalid_image_format"
         )
     media = IMAGE_TYPES[kind]
-    name = f"{param.replace('[', '-').replace(']', '').replace('.', '-')}.{media.extension}"
-    return (await store_asset(context.upstream, api_key, content, name, media, param)).path
+    return (
+        await store_asset(context.upstream, api_key, content, f"{name}.{media.extension}", media, param)
+    ).path
 
 
 async def _image_bytes(context: RelayContext, url: str, param: str) -> bytes:

@@ -224,9 +224,6 @@ def image_kind(head: bytes) -> str | None:
     return None
 
 
-_image_kind = image_kind  # the name api/chat_media.py imports; new code uses image_kind
-
-
 async def image_type(upload: UploadFile, param: str) -> MediaType:
     """The image's real type, read from its first bytes; anything but PNG/JPEG/WebP/GIF is a 400."""
     kind = image_kind(await _head(upload))

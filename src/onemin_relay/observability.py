@@ -56,7 +56,9 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # uvicorn's own access log would duplicate ours (and without request ids).
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # Client libraries log every request at INFO/DEBUG; the access line already says what matters.
+    for noisy in ("httpx", "httpcore", "aiohttp"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 class RequestContextMiddleware:

@@ -8,14 +8,16 @@ back to the caller (with its `retry_after`).
 Unbilled calls: GET /models, GET /api/results, asset upload, asset download.
 Billed calls: chat (JSON and stream) and features — upstream may charge for anything it started.
 
-| failure                                        | unbilled call | billed call                       |
-|------------------------------------------------|---------------|-----------------------------------|
-| connect error / connect timeout (nothing sent) | retried       | retried                           |
-| HTTP 429 (rejected before processing)          | retried       | retried                           |
-| HTTP 5xx (incl. Cloudflare 52x)                | retried       | not retried: it may have run      |
-| read/write timeout, connection lost mid-call   | retried       | not retried: it may have run      |
-| any other 4xx, pool timeout, disallowed URL    | not retried   | not retried                       |
-| failure after a stream's body began            | never retried: the caller already has part of it  |
+| failure                                                 | unbilled call | billed call                  |
+|---------------------------------------------------------|---------------|------------------------------|
+| connect error, connect or pool-wait timeout (not sent)  | retried       | retried                      |
+| HTTP 429 (rejected before processing)                   | retried       | retried                      |
+| HTTP 5xx (incl. Cloudflare 52x)                         | retried       | not retried: it may have run |
+| read timeout, connection lost or closed after sending   | retried       | not retried: it may have run |
+| any other 4xx, disallowed URL                           | not retried   | not retried                  |
+| failure after a stream's body began                     | never retried: the caller already has part of it |
+
+`upstream/transport.py` makes aiohttp's failures fall into the right row.
 
 Timeouts: connect `upstream_connect_timeout`; read `upstream_timeout` (chat, results, models, assets)
 or `upstream_media_timeout` (features); a stream has no overall limit once its headers arrived, only
@@ -55,6 +57,7 @@ from onemin_relay.upstream.errors import (
     short_message,
 )
 from onemin_relay.upstream.sse import DONE, StreamEvent, chat_events, record_text
+from onemin_relay.upstream.transport import aiohttp_transport
 
 __all__ = ["Asset", "OneMinClient", "RetryPolicy", "StreamEvent"]
 
@@ -239,9 +242,10 @@ class _AssetBody:
 
 
 class OneMinClient:
-    """Every 1min.ai call the relay makes, over one pooled `httpx.AsyncClient`.
+    """Every 1min.ai call the relay makes, over one pooled `httpx.AsyncClient` on aiohttp's pool.
 
-    `transport` routes the traffic elsewhere (tests, benchmarks); `retry` replaces the retry pacing.
+    `transport` routes the traffic elsewhere (tests, benchmarks) instead of `aiohttp_transport`;
+    `retry` replaces the retry pacing.
     """
 
     def __init__(
@@ -261,11 +265,7 @@ class OneMinClient:
         self._bucket_path_prefix = f"/{assets.host}/"
         self._http = httpx.AsyncClient(
             base_url=settings.onemin_api_url,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=settings.upstream_max_connections,
-                max_keepalive_connections=settings.upstream_max_connections,
-            ),
+            transport=transport or aiohttp_transport(settings),  # pools `upstream_max_connections`
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             follow_redirects=False,
             event_hooks={"request": [self._check_destination]},

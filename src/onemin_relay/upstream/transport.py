@@ -65,10 +65,12 @@ def _httpx_error(cause: aiohttp.ClientError) -> httpx.TransportError:
         return httpx.ConnectError(message)
     if isinstance(cause, aiohttp.ServerTimeoutError):  # sock_read
         return httpx.ReadTimeout(message)
+    if isinstance(cause, aiohttp.ServerDisconnectedError):  # closed without answering, as httpcore says
+        return httpx.RemoteProtocolError(message)
     if isinstance(cause, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
         # Reset, broken pipe, truncated body: the request had a connection, so it may have been sent.
         return httpx.ReadError(message)
-    # Closed without answering, or answered with something that is not HTTP.
+    # An answer that is not HTTP.
     return httpx.RemoteProtocolError(message)
 
 

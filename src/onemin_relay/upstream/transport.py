@@ -10,8 +10,9 @@ or protocol error, so a chat that may have run is never run twice.
 
 Timeouts come from each request's httpx `timeout` extension, as AiohttpTransport maps them: `connect`
 → aiohttp `sock_connect` (TCP + TLS), `read` → `sock_read` (between bytes, started once the request
-body is sent), `pool` → aiohttp `connect` (pool wait, DNS and connect together). aiohttp has no write
-timeout: a peer that stops reading an upload stalls it until the relay gives up on the call.
+body is sent), `pool` → aiohttp `connect` (pool wait, DNS and connect together). `write` is not
+honoured: aiohttp has no write timeout, so an upload to a peer that stops reading (without closing)
+waits until the relay's own caller goes away.
 """
 
 from __future__ import annotations
@@ -33,16 +34,18 @@ _KEEPALIVE_SECONDS = 5.0  # httpx's default: a short idle life keeps "server clo
 def aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """The transport `OneMinClient` uses unless it is given another one."""
 
+    ssl_context = httpx.create_ssl_context()  # the CA bundle httpx would use (certifi, SSL_CERT_FILE)
+
     def session() -> aiohttp.ClientSession:  # called on first use, inside the running event loop
         connector = aiohttp.TCPConnector(
             limit=settings.upstream_max_connections,
             keepalive_timeout=_KEEPALIVE_SECONDS,
-            ssl=httpx.create_ssl_context(),  # the CA bundle httpx would use (certifi, SSL_CERT_FILE)
+            ssl=ssl_context,
         )
         # trust_env: HTTPS_PROXY / NO_PROXY apply as they did with httpx's own transport.
         return aiohttp.ClientSession(connector=connector, trust_env=True)
 
-    return _SafeTransport(AiohttpTransport(client=session))
+    return _SafeTransport(AiohttpTransport(verify=ssl_context, client=session))
 
 
 @contextmanager

@@ -88,7 +88,8 @@ def test_two_relays_share_files(relays: Any, backend: str, request: pytest.Fixtu
 @pytest.mark.parametrize("backend", ["redis", "memcached"])
 def test_two_relays_share_one_rate_limit(relays: Any, backend: str, request: pytest.FixtureRequest) -> None:
     server: ServerProcess = request.getfixturevalue(f"{backend}_server")
-    one, two = relays(2, state_url=server.url, rate_limit="3/minute")
+    # A day-long window: memcached's windowed counting must not reset in the middle of the test.
+    one, two = relays(2, state_url=server.url, rate_limit="3/day")
     key = f"sk-test-limit-{backend}-0000000001"  # a bucket no other test uses
     headers = {"Authorization": f"Bearer {key}"}
     answers = [httpx.get(f"{relay.url}/v1/models", headers=headers) for relay in (one, two, one)]

@@ -42,8 +42,8 @@ def aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
             keepalive_timeout=_KEEPALIVE_SECONDS,
             ssl=ssl_context,
         )
-        # trust_env: HTTPS_PROXY / NO_PROXY apply as they did with httpx's own transport.
-        return aiohttp.ClientSession(connector=connector, trust_env=True)
+        # No trust_env: it would read ~/.netrc and the proxy variables in a worker thread on every call.
+        return aiohttp.ClientSession(connector=connector)
 
     return _SafeTransport(AiohttpTransport(verify=ssl_context, client=session))
 

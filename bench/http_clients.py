@@ -8,10 +8,10 @@ Markdown table. Clients measured:
 
 - `httpx`      raw `httpx.AsyncClient` + `httpx-sse` (what the upstream client is built on);
 - `httpx2`     the same code on httpx2, Pydantic's maintained continuation of httpx (same API);
-- `OneMinClient` the relay's own client (httpx + retries, error checks, 1min.ai SSE rules);
-- `aiohttp`    raw `aiohttp.ClientSession`, SSE read line by line (a minimal parser: it does less work);
-- `OneMinClient+httpx-aiohttp` the relay's client on `httpx_aiohttp.AiohttpTransport`, measured only
-  when that (unlocked) package is installed.
+- `OneMinClient` the relay's own client as it runs: httpx API + retries, error checks, 1min.ai SSE
+  rules, on its default transport (`upstream/transport.py`: aiohttp's pool via `httpx-aiohttp`);
+- `OneMinClient+httpcore` the same client on httpx's own transport (what it ran on before);
+- `aiohttp`    raw `aiohttp.ClientSession`, SSE read line by line (a minimal parser: it does less work).
 
 Usage: .venv/bin/python bench/http_clients.py [--calls 3000] [--streams 600] [--events 20] [--repeat 3]
 """
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import json
 import os
 import platform
@@ -176,11 +174,11 @@ class RelayClient:
 
     def __init__(self, url: str, events: int) -> None:
         self.events = events
-        settings = Settings(onemin_api_url=url, onemin_asset_url=url)
+        settings = Settings(onemin_api_url=url, onemin_asset_url=url, upstream_max_connections=200)
         self.client = OneMinClient(settings, transport=self.transport(), retry=RetryPolicy(max_retries=0))
 
     def transport(self) -> httpx.AsyncBaseTransport | None:
-        return None
+        return None  # the production default
 
     async def json_call(self) -> None:
         await self.client.chat(KEY, PAYLOAD)
@@ -196,17 +194,14 @@ class RelayClient:
         await self.client.aclose()
 
 
-class RelayOnAiohttpClient(RelayClient):
-    """The relay's client unchanged, with aiohttp doing the I/O through `httpx-aiohttp`'s transport."""
+class RelayOnHttpcoreClient(RelayClient):
+    """The relay's client on httpx's own connection pool (httpcore), as it was before aiohttp's."""
 
-    name = "OneMinClient+httpx-aiohttp"
+    name = "OneMinClient+httpcore"
 
     def transport(self) -> httpx.AsyncBaseTransport | None:
-        aiohttp_transport: Any = importlib.import_module("httpx_aiohttp").AiohttpTransport  # not locked
-        transport: httpx.AsyncBaseTransport = aiohttp_transport(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        )
-        return transport
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        return httpx.AsyncHTTPTransport(limits=limits)
 
 
 class AiohttpClient:
@@ -288,9 +283,13 @@ def _median_result(results: list[Result]) -> Result:
 
 async def run(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    factories: list[Callable[[str, int], Client]] = [HttpxClient, Httpx2Client, RelayClient, AiohttpClient]
-    if importlib.util.find_spec("httpx_aiohttp") is not None:
-        factories.append(RelayOnAiohttpClient)
+    factories: list[Callable[[str, int], Client]] = [
+        HttpxClient,
+        Httpx2Client,
+        RelayOnHttpcoreClient,
+        RelayClient,
+        AiohttpClient,
+    ]
     for workload, total in (("json", args.calls), ("sse", args.streams)):
         for concurrency in (1, 32):
             for factory in factories:

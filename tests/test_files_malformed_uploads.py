@@ -55,3 +55,21 @@ def test_malformed_uploads_are_openai_4xx(
 def test_uploads_need_a_key(relay_url: str, endpoint: str) -> None:
     response = httpx.post(f"{relay_url}{endpoint}", files={"file": ("a.wav", b"RIFF")})
     assert response.status_code == 401
+
+
+def test_a_body_cut_inside_a_file_part_is_refused_as_such(relay_url: str, sim: SimulatorHandle) -> None:
+    body = (
+        b'--xYz\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        b'--xYz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nonly the start'
+    )
+    response = httpx.post(
+        f"{relay_url}/v1/files",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {KEY_A}",
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+        },
+    )
+    assert response.status_code == 400
+    assert "ended in the middle of a file part" in response.json()["error"]["message"]
+    assert sim.requests() == []

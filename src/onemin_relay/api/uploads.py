@@ -183,7 +183,7 @@ async def multipart_form(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise too_large(limit_text)
-    parser = MultiPartParser(
+    parser = _WholePartsParser(
         request.headers,
         _capped(request.stream(), cap, limit_text),
         max_files=max_files,
@@ -203,6 +203,25 @@ async def multipart_form(
         yield UploadForm(form)
     finally:
         await form.close()
+
+
+class _WholePartsParser(MultiPartParser):
+    """Starlette's parser, refusing a body that ends inside a part.
+
+    Starlette leaves such a part out of the form but keeps its spooled file open; here it is closed and the
+    request refused, instead of being served as if the part had never been sent.
+    """
+
+    async def parse(self) -> FormData:
+        form = await super().parse()
+        kept = {id(value.file) for _, value in form.multi_items() if isinstance(value, UploadFile)}
+        unfinished = [file for file in self._files_to_close_on_error if id(file) not in kept]
+        for file in unfinished:
+            file.close()
+        if unfinished:
+            await form.close()
+            raise MultiPartException("the body ended in the middle of a file part")
+        return form
 
 
 async def _head(upload: UploadFile) -> bytes:

@@ -66,6 +66,7 @@ def demo() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+        process.stdout.close()
 
 
 def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:

@@ -196,3 +196,17 @@ def test_no_temporary_files_are_left_behind(
     )
     assert too_big.status_code == 413  # refused
     assert _spooled_files() <= before
+
+
+@pytest.mark.parametrize(
+    ("name", "sent_as"),
+    [("отчёт.pdf", "upload.pdf"), ("年度 報告.PDF", "upload.pdf"), ("../../etc/résumé.pdf", "r_sum.pdf")],
+)
+def test_names_in_any_script_keep_their_extension(
+    client: openai.OpenAI, sim: SimulatorHandle, name: str, sent_as: str
+) -> None:
+    created = client.files.create(file=(name, PDF, "application/pdf"), purpose="user_data")
+    assert created.filename == name
+    [upload] = [entry for entry in sim.requests() if entry["path"] == "/api/assets"]
+    assert upload["multipart"][0]["filename"] == sent_as  # a tame name with the type's extension
+    assert client.files.content(created.id).content == PDF

@@ -63,7 +63,7 @@ async def create_file(request: Request) -> Response:
         purpose = form.choice("purpose", PURPOSES, None) or form.required_text("purpose")
         lifetime = _expires_after(form.text("expires_after[anchor]"), form.integer("expires_after[seconds]"))
         media = file_type(upload)
-        filename = safe_filename(upload.filename or "")
+        filename = safe_filename(upload.filename or "", extension=media.extension)
         size = upload.size or 0
         await context.state.ping()  # no upload upstream when its record could not be kept
         asset = await store_asset(context.upstream, api_key, upload.file, filename, media, "file")

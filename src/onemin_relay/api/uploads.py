@@ -22,6 +22,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from onemin_relay.errors import OpenAIError, invalid_request, too_large
+from onemin_relay.translate.media import extension_of
 from onemin_relay.upstream.client import Asset, OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
 
@@ -31,6 +32,7 @@ _MAX_FIELD_BYTES = 192 * 1024  # a 32,000-character prompt in UTF-8, with room t
 _MAX_FIELDS = 64
 _SNIFF_BYTES = 64
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE_EXTENSION = re.compile(r"[a-z0-9]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -286,18 +288,18 @@ async def audio_type(upload: UploadFile, param: str) -> MediaType:
 
 
 def _extension(filename: str | None) -> str:
-    name = safe_filename(filename or "")
-    return name.rsplit(".", 1)[-1].lower() if "." in name.strip(".") else ""
+    """The lower-case extension of a client-given name; '' when it has none that could name a type."""
+    extension = extension_of(filename or "")
+    return extension if _SAFE_EXTENSION.fullmatch(extension) else ""
 
 
-def safe_filename(filename: str, *, extension: str | None = None) -> str:
-    """The last path segment of a client-given name, reduced to safe characters, with `extension` if given."""
+def safe_filename(filename: str, *, extension: str) -> str:
+    """A name for the Asset API: the last path segment of a client-given name in safe characters, ending in
+    `extension` (the type the relay settled on). The stem is tamed on its own: `отчёт.pdf` → `upload.pdf`."""
     base = PureWindowsPath(PurePosixPath(filename).name).name
-    name = _SAFE_NAME.sub("_", base).strip("._")[:100] or "upload"
-    if extension is not None:
-        stem = name.rsplit(".", 1)[0] if "." in name else name
-        name = f"{stem}.{extension}"
-    return name
+    own = _extension(base)
+    stem = base[: -len(own) - 1] if own else base
+    return f"{_SAFE_NAME.sub('_', stem).strip('._')[:100] or 'upload'}.{extension}"
 
 
 def file_type(upload: UploadFile) -> MediaType:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.types import Message, Scope
 
+from onemin_relay.api.uploads import multipart_form
+from onemin_relay.errors import OpenAIError
 from tests.harness import KEY_A, SimulatorHandle
 
 UPLOAD_ENDPOINTS = (
@@ -73,3 +77,30 @@ def test_a_body_cut_inside_a_file_part_is_refused_as_such(relay_url: str, sim: S
     assert response.status_code == 400
     assert "ended in the middle of a file part" in response.json()["error"]["message"]
     assert sim.requests() == []
+
+
+async def test_an_oversized_file_part_is_refused_as_it_arrives() -> None:
+    """The per-file limit is enforced while the body streams in, not after a many-file form is spooled."""
+    limit, chunk, total = 1000, 16 * 1024, 8 * 1024 * 1024
+    head = (
+        b'--xYz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx\r\n'
+        b'--xYz\r\nContent-Disposition: form-data; name="image[]"; filename="a.png"\r\n\r\n'
+    )
+    sent = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        body = head if sent == 0 else bytes(chunk)
+        sent += len(body)
+        return {"type": "http.request", "body": body, "more_body": sent < total}
+
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())],
+    }
+    with pytest.raises(OpenAIError) as caught:
+        async with multipart_form(Request(scope, receive), max_file_bytes=limit, max_files=17):
+            pass
+    assert (caught.value.status, caught.value.param) == (413, "image")
+    assert sent <= len(head) + limit + chunk  # far below what 17 files of `limit` bytes may add up to

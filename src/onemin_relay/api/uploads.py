@@ -2,8 +2,8 @@
 
 The body is parsed as it arrives (Starlette's parser spools each file to a SpooledTemporaryFile: memory up
 to 1 MB, then an anonymous temporary file). A declared Content-Length over the cap is refused before
-anything is read, the bytes are counted as they arrive, and every file part is checked against its own
-limit; the form (and so every spooled file) is closed when the request is done, whatever happened.
+anything is read, the bytes are counted as they arrive, and a file part is refused as soon as it passes its
+own limit; the form (and so every spooled file) is closed when the request is done, whatever happened.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import IO
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
@@ -188,6 +188,8 @@ async def multipart_form(
     parser = _WholePartsParser(
         request.headers,
         _capped(request.stream(), cap, limit_text),
+        max_file_bytes=max_file_bytes,
+        limit_text=limit_text,
         max_files=max_files,
         max_fields=_MAX_FIELDS,
         max_part_size=_MAX_FIELD_BYTES,
@@ -199,20 +201,48 @@ async def multipart_form(
     except ClientDisconnect:
         raise invalid_request("The client closed the connection before sending the whole body.") from None
     try:
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile) and (value.size or 0) > max_file_bytes:
-                raise too_large(limit_text, param=name.removesuffix("[]"))
         yield UploadForm(form)
     finally:
         await form.close()
 
 
 class _WholePartsParser(MultiPartParser):
-    """Starlette's parser, refusing a body that ends inside a part.
+    """Starlette's parser, counting each file part as it arrives and refusing a body that ends inside a part.
 
-    Starlette leaves such a part out of the form but keeps its spooled file open; here it is closed and the
-    request refused, instead of being served as if the part had never been sent.
+    A file part is refused (413 naming its field) as soon as it passes `max_file_bytes`, not after the whole
+    body has been spooled. Starlette leaves a part the body ended inside out of the form but keeps its
+    spooled file open; here it is closed and the request refused, instead of being served as if the part
+    had never been sent.
     """
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncGenerator[bytes, None],
+        *,
+        max_file_bytes: int,
+        limit_text: str,
+        max_files: int,
+        max_fields: int,
+        max_part_size: int,
+    ) -> None:
+        super().__init__(
+            headers, stream, max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
+        )
+        self._max_file_bytes = max_file_bytes
+        self._limit_text = limit_text
+        self._part_bytes = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._part_bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is not None:
+            self._part_bytes += end - start
+            if self._part_bytes > self._max_file_bytes:
+                raise too_large(self._limit_text, param=self._current_part.field_name.removesuffix("[]"))
+        super().on_part_data(data, start, end)
 
     async def parse(self) -> FormData:
         form = await super().parse()

@@ -75,3 +75,13 @@ def test_browser_preflight_is_answered(relay_url: str) -> None:
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in {"*", "http://localhost:3000"}
     assert "POST" in response.headers["access-control-allow-methods"]
+
+
+def test_absurdly_nested_json_is_a_400_not_a_500(relay_url: str) -> None:
+    response = httpx.post(
+        f"{relay_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"},
+        content=b"[" * 100_000,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"

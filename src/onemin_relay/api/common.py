@@ -37,7 +37,7 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise invalid_request("The client closed the connection before sending the whole body.") from None
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deep to parse
         raise invalid_request(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
             "your HTTP library correctly. The OpenAI API expects a JSON payload.)"

@@ -310,9 +310,17 @@ def test_answer_text_tolerates_every_shape() -> None:
 def test_finish_reason_prefers_the_relays_own_cut() -> None:
     record = {"metadata": {"finishReason": "stop"}}
     assert finish_reason("length", record) == "length"
-    assert finish_reason("stop", {"metadata": {"finishReason": "length"}}) == "length"
-    assert finish_reason("stop", {"metadata": {"finishReason": "error"}}) == "stop"
+    # Cut at a stop sequence, the answer ended there, whatever upstream did after it.
+    assert finish_reason("stop", {"metadata": {"finishReason": "length"}}) == "stop"
+    assert finish_reason(None, {"metadata": {"finishReason": "length"}}) == "length"
+    assert finish_reason(None, {"metadata": {"finishReason": "error"}}) == "stop"
     assert finish_reason(None, None) == "stop"
+
+
+def test_a_stop_sequence_cut_reports_stop_even_when_upstream_ran_out_of_length() -> None:
+    text, cut = limit_text("first line\nthen more until upstream's own limit", stop=["\n"])
+    assert (text, cut) == ("first line", "stop")
+    assert finish_reason(cut, {"metadata": {"finishReason": "length"}}) == "stop"
 
 
 def test_completion_ids_come_from_the_record_when_there_is_one() -> None:
@@ -374,7 +382,7 @@ def stream_through(limiter: OutputLimiter, pieces: list[str]) -> str:
 def test_stop_sequence_split_across_pieces_is_found_and_not_emitted() -> None:
     limiter = OutputLimiter(stop=["STOP"])
     assert stream_through(limiter, ["Hello ST", "O", "P and more"]) == "Hello "
-    assert limiter.finish_reason == "stop"
+    assert limiter.cut == "stop"
 
 
 def test_a_partial_stop_sequence_that_does_not_complete_is_released() -> None:
@@ -383,7 +391,7 @@ def test_a_partial_stop_sequence_that_does_not_complete_is_released() -> None:
     assert limiter.feed("ART") == " ST"
     assert limiter.finish() == "ART"
     assert limiter.text == "Hello START"
-    assert limiter.finish_reason == "stop"
+    assert limiter.cut is None  # the answer ended by itself
 
 
 def test_earliest_of_several_stop_sequences_wins() -> None:
@@ -396,14 +404,14 @@ def test_token_limit_truncates_with_finish_reason_length() -> None:
     assert reason == "length"
     assert count_tokens(out) <= 5
     assert text.startswith(out)
-    assert limit_text("short", max_tokens=50) == ("short", "stop")
+    assert limit_text("short", max_tokens=50) == ("short", None)
 
 
 def test_token_limit_in_a_stream_of_multibyte_pieces() -> None:
     limiter = OutputLimiter(max_tokens=4)
     pieces = ["«Bon", "jour» — ", "你好", "世界 🤖", " encore"]
     out = stream_through(limiter, pieces)
-    assert limiter.finish_reason == "length"
+    assert limiter.cut == "length"
     assert "".join(pieces).startswith(out)
     assert 0 < count_tokens(out) <= 4
 
@@ -411,7 +419,7 @@ def test_token_limit_in_a_stream_of_multibyte_pieces() -> None:
 def test_stop_before_the_token_limit_reports_stop() -> None:
     limiter = OutputLimiter(stop=["\n"], max_tokens=100)
     assert stream_through(limiter, ["first line\nsecond"]) == "first line"
-    assert limiter.finish_reason == "stop"
+    assert limiter.cut == "stop"
 
 
 def test_nothing_is_emitted_after_the_limiter_is_done() -> None:

@@ -200,7 +200,7 @@ class ChatStream:
     def _finish(self, index: int) -> list[dict[str, Any]]:
         choice = self._choices[index]
         choice.finished = True
-        reason = finish_reason(choice.limiter.finish_reason, choice.record)
+        reason = finish_reason(choice.limiter.cut, choice.record)
         return [self._chunk(index, {}, reason)]
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -198,10 +198,10 @@ def record_metadata(record: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
     return metadata if isinstance(metadata, Mapping) else None
 
 
-def finish_reason(relay_reason: str | None, record: Mapping[str, Any] | None) -> str:
-    """The relay's own cut (stop sequence, token limit) wins; otherwise upstream's `finishReason`."""
-    if relay_reason == "length":
-        return "length"
+def finish_reason(relay_cut: str | None, record: Mapping[str, Any] | None) -> str:
+    """The relay's own cut (`stop` sequence, `length` limit) wins; otherwise upstream's `finishReason`."""
+    if relay_cut is not None:
+        return relay_cut
     metadata = record_metadata(record)
     upstream = metadata.get("finishReason") if metadata else None
     if isinstance(upstream, str) and upstream.lower() in FINISH_REASONS - {"tool_calls"}:

@@ -18,7 +18,7 @@ class OutputLimiter:
     """Applies stop sequences, then the token limit, to text arriving in pieces.
 
     A tail that could be the start of a stop sequence is held back until the next piece shows it is not.
-    Once a limit is hit, `done` is true, `finish_reason` says which, and further input is ignored.
+    Once a limit is hit, `done` is true, `cut` says which, and further input is ignored.
     """
 
     def __init__(self, stop: Sequence[str] = (), max_tokens: int | None = None) -> None:
@@ -29,7 +29,7 @@ class OutputLimiter:
         self._emitted = ""  # everything emitted so far
         self._emitted_bytes = 0
         self.done = False
-        self.finish_reason: FinishReason | None = None
+        self.cut: FinishReason | None = None  # set when a stop sequence or the token limit cut the text
 
     @property
     def text(self) -> str:
@@ -45,7 +45,7 @@ class OutputLimiter:
             ready, self._pending = self._pending[:cut], ""
             emitted = self._limit_tokens(ready)
             if not self.done:
-                self.done, self.finish_reason = True, "stop"
+                self.done, self.cut = True, "stop"
             return emitted
         keep = min(self._hold, len(self._pending))
         ready = self._pending[: len(self._pending) - keep]
@@ -59,7 +59,6 @@ class OutputLimiter:
         rest, self._pending = self._pending, ""
         emitted = self._limit_tokens(rest)
         self.done = True
-        self.finish_reason = self.finish_reason or "stop"
         return emitted
 
     def _first_stop(self, text: str) -> int | None:
@@ -84,14 +83,14 @@ class OutputLimiter:
         emitted = allowed[len(self._emitted) :] if allowed.startswith(self._emitted) else ""
         self._emitted += emitted
         self._emitted_bytes = len(self._emitted.encode("utf-8"))
-        self.done, self.finish_reason, self._pending = True, "length", ""
+        self.done, self.cut, self._pending = True, "length", ""
         return emitted
 
 
 def limit_text(
     text: str, stop: Sequence[str] = (), max_tokens: int | None = None
-) -> tuple[str, FinishReason]:
-    """A whole answer through the same rules as a stream."""
+) -> tuple[str, FinishReason | None]:
+    """A whole answer through the same rules as a stream: (the text, what cut it or None)."""
     limiter = OutputLimiter(stop, max_tokens)
     out = limiter.feed(text) + limiter.finish()
-    return out, limiter.finish_reason or "stop"
+    return out, limiter.cut

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from typing import Any
 
 import httpx
 import openai
@@ -17,6 +19,21 @@ def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == "onemin_relay.access"]
 
 
+def access_line(caplog: pytest.LogCaptureFixture, request_id: str) -> dict[str, Any]:
+    """The access line of one request. The relay writes it once the response is sent, on the server's
+    thread, so it may land just after the client has the answer: wait for it (bounded)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines: list[dict[str, Any]] = [
+            json.loads(JsonFormatter().format(record)) for record in access_records(caplog)
+        ]
+        found = [line for line in lines if line["request_id"] == request_id]
+        if found or time.monotonic() > deadline:
+            [line] = found
+            return line
+        time.sleep(0.01)
+
+
 def test_each_request_writes_one_access_line(relay_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     response = httpx.post(
@@ -25,8 +42,7 @@ def test_each_request_writes_one_access_line(relay_url: str, caplog: pytest.LogC
         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "log me"}]},
     )
     assert response.status_code == 200
-    lines = [json.loads(JsonFormatter().format(record)) for record in access_records(caplog)]
-    [line] = [line for line in lines if line["request_id"] == response.headers["x-request-id"]]
+    line = access_line(caplog, response.headers["x-request-id"])
     assert line["method"] == "POST"
     assert line["path"] == "/v1/chat/completions"
     assert line["status"] == 200
@@ -46,7 +62,7 @@ def test_keys_never_reach_the_logs_even_at_debug(
     with stranger, pytest.raises(openai.AuthenticationError) as refused:
         stranger.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert UNKNOWN_KEY not in str(refused.value.body)
+    access_line(caplog, refused.value.response.headers["x-request-id"])  # the last request's lines are in
     logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
-    assert access_records(caplog)
     for key in (KEY_A, UNKNOWN_KEY):
         assert key not in logged

@@ -408,3 +408,24 @@ def test_json_edit_cannot_use_another_keys_file(client: openai.OpenAI, relay_url
     stored = client.files.create(file=("photo.png", SOURCE), purpose="vision")
     response = post_json_edit(relay_url, {"prompt": "x", "images": [{"file_id": stored.id}]}, key=KEY_B)
     assert response.status_code == 404
+
+
+def test_b64_json_images_share_one_download_budget(
+    client: openai.OpenAI, start_relay: Callable[..., BackgroundServer]
+) -> None:
+    urls = client.images.generate(model="dall-e-2", prompt="budget", n=2, size="256x256")
+    assert urls.data is not None
+    largest = max(len(httpx.get(image.url or "").content) for image in urls.data)
+    relay = start_relay(upstream_max_download_bytes=largest * 3 // 2)  # one image fits, two do not
+    with openai.OpenAI(base_url=f"{relay.url}/v1", api_key=KEY_A, max_retries=0) as sdk:
+        one = sdk.images.generate(
+            model="dall-e-2", prompt="budget", n=1, size="256x256", response_format="b64_json"
+        )
+        assert one.data is not None
+        assert base64.b64decode(one.data[0].b64_json or "").startswith(PNG_MAGIC)
+        with pytest.raises(openai.APIStatusError) as caught:
+            sdk.images.generate(
+                model="dall-e-2", prompt="budget", n=2, size="256x256", response_format="b64_json"
+            )
+        assert caught.value.status_code == 502
+        assert "larger than" in caught.value.message

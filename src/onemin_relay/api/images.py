@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -238,16 +239,28 @@ def _image_name(upload: UploadFile, extension: str) -> str:
 async def _answer(
     context: RelayContext, record: dict[str, Any], plan: ImagePlan, response_format: str
 ) -> Response:
-    """ImagesResponse with public URLs, or with the images fetched (bounded) and base64-encoded."""
+    """ImagesResponse with public URLs, or with the images fetched and base64-encoded.
+
+    The fetched images of one answer share one budget, UPSTREAM_MAX_DOWNLOAD_BYTES (each may take its
+    share), and are encoded and rendered in worker threads: a many-megabyte JSON body is built off the loop.
+    """
     keys = result_keys(record)[: plan.keep]
     if response_format == "url":
         images = [{"url": context.upstream.asset_url(key)} for key in keys]
-    else:
-        limit = context.settings.upstream_max_download_bytes
-        downloads = await asyncio.gather(*(context.upstream.download(key, max_bytes=limit) for key in keys))
-        encoded = await asyncio.gather(*(asyncio.to_thread(base64.b64encode, data) for data, _ in downloads))
-        images = [{"b64_json": data.decode("ascii")} for data in encoded]
-    return JSONResponse(images_response(int(time.time()), images, plan.echo))
+        return JSONResponse(images_response(int(time.time()), images, plan.echo))
+    share = context.settings.upstream_max_download_bytes // len(keys)
+    encoded = await asyncio.gather(*(_base64_image(context, key, share) for key in keys))
+    body = images_response(int(time.time()), [{"b64_json": data} for data in encoded], plan.echo)
+    return Response(await asyncio.to_thread(_json_bytes, body), media_type="application/json")
+
+
+async def _base64_image(context: RelayContext, key: str, max_bytes: int) -> str:
+    data, _ = await context.upstream.download(key, max_bytes=max_bytes)
+    return (await asyncio.to_thread(base64.b64encode, data)).decode("ascii")
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 routes: list[BaseRoute] = [

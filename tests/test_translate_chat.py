@@ -186,6 +186,36 @@ def test_tool_calls_tool_results_names_and_refusals_are_all_kept() -> None:
     )
 
 
+def test_custom_tool_calls_from_an_earlier_turn_are_accepted_and_kept() -> None:
+    # A conversation begun on OpenAI with a custom (free-form) tool, continued through the relay.
+    request = chat(
+        [
+            {"role": "user", "content": "Run it"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_9", "type": "custom", "custom": {"name": "shell", "input": "ls -l"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_9", "content": "a.txt"},
+            {"role": "user", "content": "And now?"},
+        ]
+    )
+    assert build_prompt(request.messages) == (
+        "User: Run it\n\n"
+        "Assistant (called tool shell, call call_9): ls -l\n\n"
+        "Tool result (call call_9): a.txt\n\n"
+        "User: And now?"
+    )
+
+
+def test_a_malformed_tool_call_names_its_param() -> None:
+    call = {"id": "c", "type": "custom", "custom": {"input": "x"}}
+    body = {"model": "m", "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    assert bad(body).param == "messages.0.tool_calls.0.custom.name"
+
+
 def test_images_and_files_leave_numbered_markers_in_the_transcript() -> None:
     request = chat(
         [

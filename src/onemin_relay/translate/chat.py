@@ -21,6 +21,7 @@ from onemin_relay.translate.chat_wire import (
     Message,
     RefusalPart,
     TextPart,
+    ToolCall,
     WebSearchOptions,
 )
 
@@ -109,7 +110,10 @@ def _render_all(messages: Sequence[Message], names: Mapping[str, str]) -> Iterat
             if message.refusal:
                 text = "\n".join(filter(None, [text, f"(refused: {message.refusal})"]))
             calls = [
-                (call.function.name, call.function.arguments, call.id) for call in message.tool_calls or []
+                (call.function.name, call.function.arguments, call.id)
+                if isinstance(call, ToolCall)
+                else (call.custom.name, call.custom.input, call.id)
+                for call in message.tool_calls or []
             ]
             if message.function_call is not None:
                 calls.append((message.function_call.name, message.function_call.arguments, ""))

@@ -110,11 +110,35 @@ class ToolCall(_Wire):
     function: FunctionCall
 
 
+class CustomCall(_Wire):
+    name: str
+    input: str = ""
+
+
+class CustomToolCall(_Wire):
+    """A call to a custom (free-form input) tool, as a model on OpenAI may have made it earlier."""
+
+    id: str = ""
+    type: Literal["custom"]
+    custom: CustomCall
+
+
+def _call_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "<custom>" if kind == "custom" else "<function>"
+
+
+AnyToolCall = Annotated[
+    Annotated[ToolCall, Tag("<function>")] | Annotated[CustomToolCall, Tag("<custom>")],
+    Discriminator(_call_kind),
+]
+
+
 class Message(_Wire):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: Content | None = None
     name: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[AnyToolCall] | None = None
     tool_call_id: str | None = None
     function_call: FunctionCall | None = None
     refusal: str | None = None

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -44,15 +47,15 @@ def test_invalid_configuration_names_the_variable_and_exits_non_zero() -> None:
     assert "UPSTREAM_TIMEOUT" in result.stderr
 
 
-@pytest.fixture
-def demo() -> Iterator[str]:
-    """A running `1min-relay demo`; yields what it printed up to its curl example."""
+@contextmanager
+def running_demo(env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A running `1min-relay demo` and what it printed up to its curl example; stopped with SIGTERM."""
     process = subprocess.Popen(
         [*COMMAND, "demo"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None
     printed = []
@@ -62,11 +65,17 @@ def demo() -> Iterator[str]:
             printed.append(line)
             if line.startswith("Press Ctrl+C") or time.monotonic() > deadline:
                 break
-        yield "".join(printed)
+        yield process, "".join(printed)
     finally:
         process.terminate()
         process.wait(timeout=20)
         process.stdout.close()
+
+
+@pytest.fixture
+def demo() -> Iterator[str]:
+    with running_demo() as (_, printed):
+        yield printed
 
 
 def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:
@@ -77,3 +86,11 @@ def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:
     reply = json.loads(answer.stdout)
     assert reply["object"] == "chat.completion"
     assert reply["choices"][0]["message"]["content"]
+
+
+def test_demo_stopped_by_sigterm_removes_its_temporary_data(tmp_path: Path) -> None:
+    with running_demo(env={"TMPDIR": str(tmp_path)}) as (process, printed):
+        assert "Press Ctrl+C" in printed
+        assert list(tmp_path.iterdir())  # the demo's data directory, with its SQLite state
+    assert process.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -121,8 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # uvicorn catches SIGTERM, shuts down gracefully, then raises the signal again; exiting through an
+    # exception (not the default handler's instant death) lets `demo` stop its simulator and remove its
+    # temporary data directory.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         args.handler(args)
     except ConfigError as exc:

@@ -98,6 +98,10 @@ def test_google_tts_takes_google_voices(client: openai.OpenAI, sim: SimulatorHan
         ({"model": "tts-1", "voice": "alloy"}, "input"),
         ({"model": "whisper-1", "input": "Hi", "voice": "alloy"}, "model"),
         ({"model": "google-tts", "input": "Hi", "voice": "alloy"}, "voice"),
+        ({"model": "tts-1", "input": "Hi", "voice": {}}, "voice"),
+        ({"model": "tts-1", "input": "Hi", "voice": {"id": 7}}, "voice"),
+        ({"model": "qwen3-tts-flash", "input": "Hi", "voice": ""}, "voice"),
+        ({"model": "qwen3-tts-flash", "input": "Hi", "voice": {"id": ""}}, "voice"),
     ],
 )
 def test_speech_refusals_name_the_param_and_spend_nothing(
@@ -302,3 +306,14 @@ def test_whisper_json_from_upstream_is_read_not_echoed(client: openai.OpenAI, si
     )
     assert result.text == "Plain words."
     assert not result.text.startswith("{")
+
+
+def test_a_custom_voice_object_is_sent_as_its_id(relay_url: str, sim: SimulatorHandle) -> None:
+    body = {"model": "qwen3-tts-flash", "input": "Hi", "voice": {"id": "Cherry"}}
+    response = httpx.post(
+        f"{relay_url}/v1/audio/speech", json=body, headers={"Authorization": f"Bearer {KEY_A}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/mpeg"
+    [call] = feature_calls(sim)
+    assert call["promptObject"]["voice"] == "Cherry"

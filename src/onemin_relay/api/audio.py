@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import wave
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -33,8 +33,9 @@ from onemin_relay.translate.audio import (
 from onemin_relay.translate.features import feature_request, first_result_text, result_keys
 
 
-class CustomVoice(BaseModel):
-    id: str = Field(min_length=1, max_length=200)
+def _voice_id(value: object) -> object:
+    """OpenAI's `voice` is a name or `{"id": …}` (a custom voice); upstream takes either as a voice id."""
+    return value.get("id") if isinstance(value, dict) else value
 
 
 class SpeechBody(BaseModel):
@@ -44,7 +45,7 @@ class SpeechBody(BaseModel):
 
     model: str = Field(min_length=1, max_length=200)
     input: str = Field(min_length=1, max_length=MAX_SPEECH_INPUT)
-    voice: str | CustomVoice
+    voice: Annotated[str, BeforeValidator(_voice_id), Field(min_length=1, max_length=200)]
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = Field(None, max_length=4096)
@@ -61,9 +62,8 @@ async def create_speech(request: Request) -> Response:
             param="stream_format",
             code="unsupported_parameter",
         )
-    voice = body.voice.id if isinstance(body.voice, CustomVoice) else body.voice
     await require_capability(context, body.model, SPEECH, "text to speech")
-    prompt_object = speech_prompt_object(body.model, body.input, voice, body.response_format, body.speed)
+    prompt_object = speech_prompt_object(body.model, body.input, body.voice, body.response_format, body.speed)
     payload = feature_request(SPEECH, body.model, prompt_object, conversation_id=SPEECH)
     record = await context.upstream.feature(api_key, payload)
     location = _speech_location(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import tiktoken
 
 from onemin_relay.errors import OpenAIError
 from onemin_relay.translate.chat import (
@@ -444,6 +445,42 @@ def test_token_limit_in_a_stream_of_multibyte_pieces() -> None:
     assert limiter.cut == "length"
     assert "".join(pieces).startswith(out)
     assert 0 < count_tokens(out) <= 4
+
+
+LONG_ANSWER = "".join(
+    f"Paragraph {n}: the quick brown fox — «le renard» 你好世界 — jumps over {n * 7} lazy dogs.\n\n"
+    for n in range(400)
+)
+
+
+def pieces_of(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@pytest.mark.parametrize("limit", [1, 17, 250, 3000])
+def test_a_streamed_token_limit_cuts_where_the_whole_text_would_be_cut(limit: int) -> None:
+    limiter = OutputLimiter(max_tokens=limit)
+    out = stream_through(limiter, pieces_of(LONG_ANSWER, 7))
+    assert out == truncate_to_tokens(LONG_ANSWER, limit)[0]
+    assert limiter.cut == "length"
+
+
+def test_a_long_stream_under_a_token_limit_is_tokenised_in_linear_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Re-tokenising everything emitted so far for every delta stalls the event loop on long answers.
+    tokenised: list[int] = []
+    real_encode = tiktoken.Encoding.encode
+
+    def counting_encode(self: tiktoken.Encoding, text: str, **kwargs: Any) -> list[int]:
+        tokenised.append(len(text))
+        return real_encode(self, text, **kwargs)
+
+    limiter = OutputLimiter(max_tokens=count_tokens(LONG_ANSWER))
+    monkeypatch.setattr(tiktoken.Encoding, "encode", counting_encode)
+    assert stream_through(limiter, pieces_of(LONG_ANSWER, 20)) == LONG_ANSWER
+    assert limiter.cut is None
+    assert sum(tokenised) < 3 * len(LONG_ANSWER)
 
 
 def test_stop_before_the_token_limit_reports_stop() -> None:

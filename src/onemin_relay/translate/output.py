@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from onemin_relay.translate.tokens import encoding, truncate_to_tokens
+from onemin_relay.translate.tokens import count_tokens, truncate_to_tokens
 
 FinishReason = Literal["stop", "length"]
+# Text over the token limit is held while more of it could still join the last token; at most this much.
+_MAX_UNSURE_CHARS = 2000
 
 
 class OutputLimiter:
     """Applies stop sequences, then the token limit, to text arriving in pieces.
 
-    A tail that could be the start of a stop sequence is held back until the next piece shows it is not.
+    A tail that could be the start of a stop sequence is held back until the next piece shows it is not;
+    past the token limit, text is held until the cut is where it would be in the whole answer.
     Once a limit is hit, `done` is true, `cut` says which, and further input is ignored.
     """
 
@@ -28,6 +31,11 @@ class OutputLimiter:
         self._pending = ""  # received, not yet emitted (may hold a partial stop sequence)
         self._emitted = ""  # everything emitted so far
         self._emitted_bytes = 0
+        self._unsure = ""  # over the token limit, but the next piece could still change where it is cut
+        # `_emitted[:_counted]` ends where tiktoken's tokens split, and holds `_counted_tokens` tokens:
+        # only the text after it is tokenised again, so a long stream costs linear, not quadratic, time.
+        self._counted = 0
+        self._counted_tokens = 0
         self.done = False
         self.cut: FinishReason | None = None  # set when a stop sequence or the token limit cut the text
 
@@ -43,7 +51,7 @@ class OutputLimiter:
         cut = self._first_stop(self._pending)
         if cut is not None:
             ready, self._pending = self._pending[:cut], ""
-            emitted = self._limit_tokens(ready)
+            emitted = self._limit_tokens(ready, final=True)
             if not self.done:
                 self.done, self.cut = True, "stop"
             return emitted
@@ -57,7 +65,7 @@ class OutputLimiter:
         if self.done:
             return ""
         rest, self._pending = self._pending, ""
-        emitted = self._limit_tokens(rest)
+        emitted = self._limit_tokens(rest, final=True)
         self.done = True
         return emitted
 
@@ -65,26 +73,51 @@ class OutputLimiter:
         found = [i for i in (text.find(stop) for stop in self._stops) if i >= 0]
         return min(found) if found else None
 
-    def _limit_tokens(self, ready: str) -> str:
+    def _limit_tokens(self, ready: str, *, final: bool = False) -> str:
+        """Emit what of `ready` fits the token limit; `final`: no more text will follow it."""
+        ready, self._unsure = self._unsure + ready, ""
         if not ready or self.done:
             return ""
         limit = self._max_tokens
         candidate = self._emitted + ready
         size = self._emitted_bytes + len(ready.encode("utf-8"))
         # A token is at least one byte, so below `limit` bytes no tokenising is needed.
-        if (
-            limit is None
-            or size <= limit
-            or len(encoding().encode(candidate, disallowed_special=())) <= limit
-        ):
+        if limit is None or size <= limit:
             self._emitted, self._emitted_bytes = candidate, size
             return ready
-        allowed, _ = truncate_to_tokens(candidate, limit)
+        budget = limit - self._counted_tokens
+        boundary = _last_token_boundary(candidate, max(self._counted, len(self._emitted) - 1))
+        if count_tokens(candidate[self._counted :]) <= budget:
+            if boundary is not None:
+                self._counted_tokens += count_tokens(candidate[self._counted : boundary])
+                self._counted = boundary
+            self._emitted, self._emitted_bytes = candidate, size
+            return ready
+        allowed = candidate[: self._counted] + truncate_to_tokens(candidate[self._counted :], budget)[0]
+        if not final and (boundary is None or boundary < len(allowed)) and len(ready) < _MAX_UNSURE_CHARS:
+            # The last token may not be complete ("Paragra" + "ph" is one token, not two): wait.
+            self._unsure = ready
+            return ""
         emitted = allowed[len(self._emitted) :] if allowed.startswith(self._emitted) else ""
         self._emitted += emitted
         self._emitted_bytes = len(self._emitted.encode("utf-8"))
         self.done, self.cut, self._pending = True, "length", ""
         return emitted
+
+
+def _last_token_boundary(text: str, start: int) -> int | None:
+    """The last index after `start` where cl100k's tokens of `text` are those of the two halves joined.
+
+    cl100k first splits text into words by a regex and never merges across them; these two places always
+    separate words: after a line break followed by a non-space, and at a space between two letters."""
+    for k in range(len(text) - 1, max(start, 0), -1):
+        before, here = text[k - 1], text[k]
+        if before in "\r\n":
+            if not here.isspace():
+                return k
+        elif here == " " and before.isalpha() and k + 1 < len(text) and text[k + 1].isalpha():
+            return k
+    return None
 
 
 def limit_text(

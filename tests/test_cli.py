@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from onemin_relay import __version__
@@ -45,6 +47,46 @@ def test_invalid_configuration_names_the_variable_and_exits_non_zero() -> None:
     result = run_cli("serve", env={"UPSTREAM_TIMEOUT": "soon"})
     assert result.returncode == 2
     assert "UPSTREAM_TIMEOUT" in result.stderr
+
+
+def test_serve_announces_the_address_it_actually_listens_on(tmp_path: Path) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [*COMMAND, "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        banner = process.stdout.readline()
+        match = re.search(r"on (http://127\.0\.0\.1:(\d+))/v1$", banner.strip())
+        assert match, banner
+        assert int(match.group(2)) > 0  # port 0 asked the system for one: say which
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"{match.group(1)}/health").json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), env={"DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,8 +24,14 @@ from onemin_relay.simulator.config import SimulatorConfig
 DEMO_KEY = "demo-key"
 
 
-def _serve_forever(app: ASGIApp, host: str, port: int, log_level: str) -> None:
-    sock = bind_socket(host, port)
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:  # port taken, address not on this machine, privileged port
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _serve_forever(app: ASGIApp, sock: socket.socket, log_level: str) -> None:
     asyncio.run(uvicorn_server(app, log_level=log_level).serve(sockets=[sock]))
 
 
@@ -38,20 +45,18 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
-    print(
-        f"1min-relay {__version__} serving the OpenAI API on http://{settings.host}:{settings.port}/v1",
-        flush=True,
-    )
-    _serve_forever(create_app(settings), settings.host, settings.port, settings.log_level)
+    sock = _listen(settings.host, settings.port)
+    print(f"1min-relay {__version__} serving the OpenAI API on {url_of(sock)}/v1", flush=True)
+    _serve_forever(create_app(settings), sock, settings.log_level)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
     host = args.host or "127.0.0.1"
-    port = args.port if args.port is not None else 5002
-    print(f"1min.ai simulator listening on http://{host}:{port} (API-KEY: any non-empty key)", flush=True)
-    _serve_forever(create_simulator_app(SimulatorConfig()), host, port, settings.log_level)
+    sock = _listen(host, args.port if args.port is not None else 5002)
+    print(f"1min.ai simulator listening on {url_of(sock)} (API-KEY: any non-empty key)", flush=True)
+    _serve_forever(create_simulator_app(SimulatorConfig()), sock, settings.log_level)
 
 
 def demo_banner(base_url: str) -> str:
@@ -95,11 +100,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
                 state_url="",
             )
             configure_logging(settings.log_level)
-            sock = bind_socket(host, port)
+            sock = _listen(host, port)
             print(demo_banner(url_of(sock)), flush=True)
-            asyncio.run(
-                uvicorn_server(create_app(settings), log_level=settings.log_level).serve(sockets=[sock])
-            )
+            _serve_forever(create_app(settings), sock, settings.log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:

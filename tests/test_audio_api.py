@@ -218,6 +218,7 @@ def test_audio_without_extension_is_recognised_by_its_bytes(
     [
         ({"file": ("notes.txt", b"plain text, not audio")}, {"model": "whisper-1"}, "file"),
         ({}, {"model": "whisper-1"}, "file"),
+        ({"file": ("a.wav", b"")}, {"model": "whisper-1"}, "file"),
         ({"file": ("a.wav", b"RIFF")}, {}, "model"),
         ({"file": ("a.wav", b"RIFF")}, {"model": "whisper-1", "response_format": "xml"}, "response_format"),
         ({"file": ("a.wav", b"RIFF")}, {"model": "whisper-1", "temperature": "warm"}, "temperature"),

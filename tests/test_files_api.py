@@ -115,6 +115,7 @@ def test_expires_after_shortens_the_retention(client: openai.OpenAI) -> None:
         ({"file": ("a.txt", b"x")}, {}, "purpose"),
         ({}, {"purpose": "assistants"}, "file"),
         ({"file": ("no_extension", b"x")}, {"purpose": "assistants"}, "file"),
+        ({"file": ("empty.txt", b"")}, {"purpose": "assistants"}, "file"),
         ({"file": ("notes.md", b"# markdown")}, {"purpose": "assistants"}, "file"),  # refused by 1min.ai
         (
             {"file": ("a.txt", b"x")},

@@ -148,9 +148,14 @@ class UploadForm:
         return files[0] if files else None
 
     def required_file(self, name: str) -> UploadFile:
+        """The one file sent as `name`; absent or empty is a 400 (nothing upstream could use)."""
         upload = self.file(name)
         if upload is None:
             raise _missing(name)
+        if not upload.size:
+            raise invalid_request(
+                f"Invalid file for '{name}': the file is empty.", param=name, code="empty_file"
+            )
         return upload
 
 

@@ -24,6 +24,7 @@ from onemin_relay.translate.chat_wire import (
     ToolCall,
     WebSearchOptions,
 )
+from onemin_relay.upstream.sse import record_text
 
 CHAT_TYPE = "UNIFY_CHAT_WITH_AI"
 ONLINE_SUFFIX = ":online"
@@ -186,15 +187,9 @@ def new_completion_id(record: Mapping[str, Any] | None = None) -> str:
     return f"chatcmpl-{suffix}"
 
 
-def answer_text(record: Mapping[str, Any]) -> str:
-    """The answer in an aiRecord: `aiRecordDetail.resultObject[0]` (a bare string is tolerated)."""
-    detail = record.get("aiRecordDetail")
-    result = detail.get("resultObject") if isinstance(detail, Mapping) else None
-    if isinstance(result, str):
-        return result
-    if isinstance(result, list) and result and isinstance(result[0], str):
-        return result[0]
-    return ""
+def answer_text(record: dict[str, Any]) -> str:
+    """The answer in an aiRecord (`aiRecordDetail.resultObject[0]`), or "" when it has none."""
+    return record_text(record) or ""
 
 
 def record_metadata(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

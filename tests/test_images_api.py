@@ -429,3 +429,25 @@ def test_b64_json_images_share_one_download_budget(
             )
         assert caught.value.status_code == 502
         assert "larger than" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("mask", "param", "status"),
+    [
+        ({"image_url": "data:image/png;base64,not*base64!"}, "mask.image_url", 400),
+        (
+            {"image_url": "data:image/png;base64," + base64.b64encode(b"plain text").decode()},
+            "mask.image_url",
+            400,
+        ),
+        ({"file_id": "file-nope"}, "mask.file_id", 404),
+    ],
+)
+def test_json_edit_checks_every_image_before_uploading_any(
+    relay_url: str, sim: SimulatorHandle, mask: dict[str, str], param: str, status: int
+) -> None:
+    body = {"prompt": "a hat", "images": [{"image_url": data_url(SOURCE)}], "mask": mask}
+    response = post_json_edit(relay_url, body)
+    assert response.status_code == status
+    assert response.json()["error"]["param"] == param
+    assert asset_uploads(sim) == []  # 1min.ai cannot delete an asset: none is left behind for nothing

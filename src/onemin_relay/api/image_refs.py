@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 
 from onemin_relay.api.files import find_file
-from onemin_relay.api.uploads import IMAGE_TYPES, image_kind, store_asset
+from onemin_relay.api.uploads import IMAGE_TYPES, MediaType, image_kind, store_asset
 from onemin_relay.errors import invalid_request, too_large
 from onemin_relay.fetch import FetchError, FetchPolicy, fetch
 from onemin_relay.translate.media import InvalidMedia, decode_data_url, decoded_size, is_data_url
@@ -35,10 +37,20 @@ class ImageRef(BaseModel):
         return self
 
 
-async def image_asset(
-    request: Request, context: RelayContext, api_key: str, ref: ImageRef, param: str
-) -> str:
-    """The asset path of the referenced image, uploading it to 1min.ai unless it is already a stored file."""
+async def image_assets(
+    request: Request, context: RelayContext, api_key: str, refs: Sequence[tuple[ImageRef, str]]
+) -> list[str]:
+    """The asset paths of the referenced images (`(ref, param)` pairs), in order.
+
+    A stored file of the caller is used as it is; any other image is uploaded to 1min.ai, but only once
+    every reference has been checked and loaded: a bad mask leaves no orphaned upload of the image.
+    """
+    loaded = [await _load(request, context, ref, param) for ref, param in refs]
+    return [item if isinstance(item, str) else await _upload(context, api_key, item) for item in loaded]
+
+
+async def _load(request: Request, context: RelayContext, ref: ImageRef, param: str) -> str | _Image:
+    """A stored image file's asset path, or the checked image behind a URL."""
     if ref.file_id is not None:
         record = await find_file(request, ref.file_id, param=f"{param}.file_id")
         if not record.mime_type.startswith("image/"):
@@ -46,7 +58,7 @@ async def image_asset(
         return record.asset_path
     assert ref.image_url is not None
     name = param.replace("[", "-").replace("]", "").replace(".", "-")
-    return await upload_image_url(context, api_key, ref.image_url, f"{param}.image_url", name)
+    return await _checked_image(context, ref.image_url, f"{param}.image_url", name)
 
 
 async def upload_image_url(context: RelayContext, api_key: str, url: str, param: str, name: str) -> str:
@@ -54,16 +66,31 @@ async def upload_image_url(context: RelayContext, api_key: str, url: str, param:
 
     `name` is the uploaded file's stem: its extension comes from the image's real type.
     """
+    return await _upload(context, api_key, await _checked_image(context, url, param, name))
+
+
+@dataclass(frozen=True)
+class _Image:
+    content: bytes
+    media: MediaType
+    param: str  # the field it came from, named in errors
+    name: str  # the uploaded file's stem
+
+
+async def _checked_image(context: RelayContext, url: str, param: str, name: str) -> _Image:
     content = await _image_bytes(context, url, param)
     kind = image_kind(content[:64])
     if kind is None:
         raise invalid_request(
             "The image is not a PNG, JPEG, WebP or GIF image.", param=param, code="invalid_image_format"
         )
-    media = IMAGE_TYPES[kind]
-    return (
-        await store_asset(context.upstream, api_key, content, f"{name}.{media.extension}", media, param)
-    ).path
+    return _Image(content, IMAGE_TYPES[kind], param, name)
+
+
+async def _upload(context: RelayContext, api_key: str, image: _Image) -> str:
+    filename = f"{image.name}.{image.media.extension}"
+    asset = await store_asset(context.upstream, api_key, image.content, filename, image.media, image.param)
+    return asset.path
 
 
 async def _image_bytes(context: RelayContext, url: str, param: str) -> bytes:

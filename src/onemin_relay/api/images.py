@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from onemin_relay.api.auth import caller_key
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.common import read_json, relay, validate
-from onemin_relay.api.image_refs import ImageRef, image_asset
+from onemin_relay.api.image_refs import ImageRef, image_assets
 from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request
 from onemin_relay.translate.features import feature_request, result_keys
@@ -207,8 +207,9 @@ async def _json_edit(request: Request) -> Response:
         output_compression=body.output_compression,
     )
     feature, plan = await _plan_edit(context, model, body.prompt, options, masked=body.mask is not None)
-    image_path = await image_asset(request, context, api_key, body.images[0], "images[0]")
-    mask_path = await image_asset(request, context, api_key, body.mask, "mask") if body.mask else None
+    refs = [(body.images[0], "images[0]"), *([(body.mask, "mask")] if body.mask else [])]
+    image_path, *mask = await image_assets(request, context, api_key, refs)
+    mask_path = mask[0] if mask else None
     payload = feature_request(feature, model, with_inputs(plan, image_path, mask_path))
     record = await context.upstream.feature(api_key, payload)
     return await _answer(context, record, plan, body.response_format or default_response_format(model))

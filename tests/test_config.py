@@ -41,6 +41,10 @@ def test_original_memcached_variables_still_work(monkeypatch: pytest.MonkeyPatch
         ("LOG_LEVEL", "LOUD"),
         ("RATE_LIMIT", "lots"),
         ("STATE_URL", "mysql://db"),
+        ("STATE_URL", "memcached://"),
+        ("STATE_URL", "memcached://cache:port"),
+        ("STATE_URL", "redis://cache:port/0"),
+        ("MEMCACHED_HOST", "cache:11211"),
         ("ONEMIN_API_URL", "ftp://example"),
     ],
 )
@@ -50,3 +54,10 @@ def test_a_bad_value_is_reported_by_its_variable_name(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_a_bad_state_url_is_reported_without_repeating_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATE_URL", "redis://:s3cret-password@cache:port/0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "s3cret-password" not in str(caught.value)

@@ -6,6 +6,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +20,19 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def parse_memcached_url(url: str) -> list[tuple[str, int]]:
+    """`memcached://host:port[,host:port…]` → the servers (port 11211 when left out).
+
+    Raises ValueError for a server without a host or with a port that is not a port number."""
+    servers = []
+    for part in url.removeprefix("memcached://").split("/")[0].split(","):
+        location = urlsplit(f"//{part.strip()}")
+        if not location.hostname:
+            raise ValueError("expected memcached://host:port (several: memcached://a:11211,b:11211)")
+        servers.append((location.hostname, location.port or 11211))  # `.port` raises on a bad port
+    return servers
 
 
 class Settings(BaseSettings):
@@ -97,7 +111,13 @@ class Settings(BaseSettings):
     @field_validator("state_url")
     @classmethod
     def _check_state_url(cls, value: str) -> str:
-        if value and not re.match(r"^(redis|rediss|memcached|sqlite)://", value):
+        # Checked here, as the backends will read it, so a malformed URL stops the start with a message
+        # naming STATE_URL (messages never repeat the URL: it may hold a Redis password).
+        if value.startswith("memcached://"):
+            parse_memcached_url(value)
+        elif value.startswith(("redis://", "rediss://")):
+            urlsplit(value).port  # noqa: B018 (raises ValueError for a port that is not a port number)
+        elif value and not value.startswith("sqlite://"):
             raise ValueError("expected redis://…, rediss://…, memcached://host:port or sqlite:///path")
         return value
 
@@ -106,6 +126,10 @@ class Settings(BaseSettings):
         # The original 1min-relay configured memcached with MEMCACHED_HOST / MEMCACHED_PORT.
         if not self.state_url and self.memcached_host:
             self.state_url = f"memcached://{self.memcached_host}:{self.memcached_port}"
+            try:
+                parse_memcached_url(self.state_url)
+            except ValueError:
+                raise ValueError("MEMCACHED_HOST must be a host name or address alone") from None
         return self
 
     @cached_property

@@ -30,9 +30,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onemin_relay.api.auth import caller_key, key_hash
-from onemin_relay.config import Settings
+from onemin_relay.config import Settings, parse_memcached_url
 from onemin_relay.errors import OpenAIError
-from onemin_relay.state.memcached import parse_memcached_url
 
 log = logging.getLogger("onemin_relay.ratelimit")
 

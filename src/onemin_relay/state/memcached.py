@@ -17,11 +17,11 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 import memcachio
 from memcachio.errors import MemcachedError, NoAvailableNodes
 
+from onemin_relay.config import parse_memcached_url
 from onemin_relay.state.base import (
     FileRecord,
     Order,
@@ -52,17 +52,6 @@ def _index_key(owner: str) -> str:
 def _expiry(expires_at: float, now: float) -> int:
     seconds = max(1, math.ceil(expires_at - now))
     return seconds if seconds <= _LONGEST_RELATIVE_EXPIRY else math.ceil(expires_at)
-
-
-def parse_memcached_url(url: str) -> list[tuple[str, int]]:
-    """`memcached://host:port[,host:port…]` → the servers (port 11211 when left out)."""
-    servers = []
-    for part in url.removeprefix("memcached://").split("/")[0].split(","):
-        location = urlsplit(f"//{part.strip()}")
-        if not location.hostname:
-            raise ValueError(f"no memcached host in {url!r}")
-        servers.append((location.hostname, location.port or 11211))
-    return servers
 
 
 class MemcachedStateStore(StateStore):

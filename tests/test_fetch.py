@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 from collections.abc import AsyncIterator, Iterator
 
@@ -28,6 +29,10 @@ async def host(request: Request) -> Response:
     return Response(request.headers.get("host", "").encode(), media_type="image/png")
 
 
+async def encoding(request: Request) -> Response:
+    return Response(request.headers.get("accept-encoding", "").encode(), media_type="image/png")
+
+
 async def text(request: Request) -> Response:
     return Response(b"hello", media_type="text/plain")
 
@@ -48,6 +53,13 @@ async def big_streamed(request: Request) -> Response:
 async def slow(request: Request) -> Response:
     await asyncio.sleep(1.5)
     return Response(PNG, media_type="image/png")
+
+
+async def gzip_bomb(request: Request) -> Response:
+    # 10 MB of zeros in about 10 KB; also sent to a client that asked for no compression.
+    return Response(
+        gzip.compress(b"\x00" * 10_000_000), media_type="image/png", headers={"content-encoding": "gzip"}
+    )
 
 
 async def missing(request: Request) -> Response:
@@ -72,9 +84,11 @@ def server() -> Iterator[str]:
             Route("/img.png", image),
             Route("/host", host),
             Route("/text", text),
+            Route("/encoding", encoding),
             Route("/big", big),
             Route("/big-streamed", big_streamed),
             Route("/slow", slow),
+            Route("/gzip-bomb", gzip_bomb),
             Route("/missing", missing),
             redirect_to("/img.png"),
             Route("/loop", loop),
@@ -95,6 +109,11 @@ async def test_connects_to_the_resolved_address_with_the_original_host_header(se
     assert fetched.content == f"localhost:{port}".encode()
 
 
+async def test_asks_for_uncompressed_content(server: str) -> None:
+    fetched = await fetch(f"{server}/encoding", OPEN)
+    assert fetched.content == b"identity"
+
+
 async def test_follows_redirects(server: str) -> None:
     fetched = await fetch(f"{server}/to-img.png", OPEN)
     assert fetched.content == PNG
@@ -107,6 +126,7 @@ async def test_follows_redirects(server: str) -> None:
         ("/text", "not an image"),
         ("/big", "larger than"),
         ("/big-streamed", "larger than"),
+        ("/gzip-bomb", "gzip-compressed"),
         ("/missing", "HTTP 404"),
         ("/loop", "redirected more than"),
     ],

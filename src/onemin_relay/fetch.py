@@ -5,7 +5,9 @@
   and other non-global ranges are refused unless `allow_private`), and the connection is pinned to the
   checked address, so a second DNS answer cannot point it elsewhere (DNS rebinding);
 - redirects are followed by hand, each hop checked the same way, at most `MAX_REDIRECTS`;
-- the body is bounded in bytes and the whole fetch in time, and the content type must be acceptable.
+- the body is bounded in bytes and the whole fetch in time, and the content type must be acceptable;
+- the body must come uncompressed (`Accept-Encoding: identity`): a few KB of gzip can inflate to many MB
+  in one piece, before any size check could stop it.
 """
 
 from __future__ import annotations
@@ -88,7 +90,12 @@ async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPoli
         raise FetchError("the URL has an invalid port") from None
     address = await _checked_address(host, port, policy.allow_private)
     target = httpx.URL(url).copy_with(host=str(address), port=port)
-    headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": USER_AGENT, "Accept": "image/*"}
+    headers = {
+        "Host": parts.netloc.rpartition("@")[2],
+        "User-Agent": USER_AGENT,
+        "Accept": "image/*",
+        "Accept-Encoding": "identity",
+    }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     return client.build_request("GET", target, headers=headers, extensions=extensions)
 
@@ -127,11 +134,14 @@ async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetc
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if not content_type.startswith(policy.content_types):
         raise FetchError(f"the URL serves {content_type or 'no content type'}, not an image")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in {"", "identity"}:
+        raise FetchError(f"the URL answered with {encoding}-compressed content; not fetched")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > policy.max_bytes:
         raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         body += chunk
         if len(body) > policy.max_bytes:
             raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")

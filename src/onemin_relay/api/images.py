@@ -46,8 +46,9 @@ _RESPONSE_FORMATS = ("url", "b64_json")
 _MAX_EDIT_IMAGES = 16
 
 
-class GenerationBody(BaseModel):
-    """CreateImageRequest. Family-specific values are checked by translate/images."""
+class _ImageBody(BaseModel):
+    """The fields CreateImageRequest and EditImageBodyJsonParam share; family-specific values are checked
+    by translate/images."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -56,14 +57,30 @@ class GenerationBody(BaseModel):
     n: int | None = None
     size: str | None = Field(None, max_length=32)
     quality: str | None = Field(None, max_length=32)
-    style: str | None = Field(None, max_length=32)
     background: str | None = Field(None, max_length=32)
     output_format: str | None = Field(None, max_length=32)
     output_compression: int | None = None
     response_format: Literal["url", "b64_json"] | None = None
-    moderation: Literal["low", "auto"] | None = None
     stream: bool | None = None
     user: str | None = None
+
+    def options(self, *, style: str | None = None) -> ImageOptions:
+        return ImageOptions(
+            n=1 if self.n is None else self.n,
+            size=self.size,
+            quality=self.quality,
+            style=style,
+            background=self.background,
+            output_format=self.output_format,
+            output_compression=self.output_compression,
+        )
+
+
+class GenerationBody(_ImageBody):
+    """CreateImageRequest."""
+
+    style: str | None = Field(None, max_length=32)
+    moderation: Literal["low", "auto"] | None = None
 
 
 def _refuse_streaming(stream: bool | str | None) -> None:
@@ -81,17 +98,8 @@ async def create_image(request: Request) -> Response:
     body = validate(GenerationBody, await read_json(request))
     _refuse_streaming(body.stream)
     model = body.model or "dall-e-2"
-    options = ImageOptions(
-        n=body.n if body.n is not None else 1,
-        size=body.size,
-        quality=body.quality,
-        style=body.style,
-        background=body.background,
-        output_format=body.output_format,
-        output_compression=body.output_compression,
-    )
     info = await require_capability(context, model, GENERATOR, "image generation")
-    plan = generation_plan(model, body.prompt, options, provider=info.provider)
+    plan = generation_plan(model, body.prompt, body.options(style=body.style), provider=info.provider)
     record = await context.upstream.feature(api_key, feature_request(GENERATOR, model, plan.prompt_object))
     return await _answer(context, record, plan, body.response_format or default_response_format(model))
 
@@ -171,24 +179,11 @@ async def create_edit(request: Request) -> Response:
     return await _answer(context, record, plan, response_format or default_response_format(model))
 
 
-class JsonEditBody(BaseModel):
+class JsonEditBody(_ImageBody):
     """EditImageBodyJsonParam: OpenAI's JSON form of an image edit."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     images: list[ImageRef] = Field(min_length=1, max_length=_MAX_EDIT_IMAGES)
     mask: ImageRef | None = None
-    model: str | None = Field(None, min_length=1, max_length=200)
-    n: int | None = None
-    size: str | None = Field(None, max_length=32)
-    quality: str | None = Field(None, max_length=32)
-    background: str | None = Field(None, max_length=32)
-    output_format: str | None = Field(None, max_length=32)
-    output_compression: int | None = None
-    response_format: Literal["url", "b64_json"] | None = None
-    stream: bool | None = None
-    user: str | None = None
 
 
 async def _json_edit(request: Request) -> Response:
@@ -198,15 +193,9 @@ async def _json_edit(request: Request) -> Response:
     _refuse_streaming(body.stream)
     _one_input_image(len(body.images), "images")
     model = body.model or DEFAULT_EDIT_MODEL
-    options = ImageOptions(
-        n=body.n if body.n is not None else 1,
-        size=body.size,
-        quality=body.quality,
-        background=body.background,
-        output_format=body.output_format,
-        output_compression=body.output_compression,
+    feature, plan = await _plan_edit(
+        context, model, body.prompt, body.options(), masked=body.mask is not None
     )
-    feature, plan = await _plan_edit(context, model, body.prompt, options, masked=body.mask is not None)
     refs = [(body.images[0], "images[0]"), *([(body.mask, "mask")] if body.mask else [])]
     image_path, *mask = await image_assets(request, context, api_key, refs)
     mask_path = mask[0] if mask else None

@@ -186,6 +186,14 @@ def _record_of(body: Any) -> dict[str, Any] | None:
     raise error_from_payload(200, body) or invalid_response("1min.ai answered without an aiRecord.")
 
 
+def _required_record(body: Any, what: str) -> dict[str, Any]:
+    """`aiRecord` of a 200 answer to a billed call, where `{"aiRecord": null}` makes no sense."""
+    record = _record_of(body)
+    if record is None:
+        raise invalid_response(f"1min.ai answered the {what} with an empty aiRecord.")
+    return record
+
+
 def _check_succeeded(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("status", "SUCCESS") != "SUCCESS":
         raise failed_record_error(record)
@@ -278,17 +286,9 @@ class OneMinClient:
 
     async def chat(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /api/chat-with-ai → the aiRecord; FAILED status or no answer text → UpstreamError."""
-        body = await self._json_call(
-            "POST",
-            "/api/chat-with-ai",
-            api_key,
-            billed=True,
-            read_timeout=self._settings.upstream_timeout,
-            json=payload,
+        record = await self._post_billed(
+            "/api/chat-with-ai", api_key, payload, read_timeout=self._settings.upstream_timeout, what="chat"
         )
-        record = _record_of(body)
-        if record is None:
-            raise invalid_response("1min.ai answered the chat with an empty aiRecord.")
         _check_succeeded(record)
         if record_text(record) is None:
             raise invalid_response("1min.ai answered the chat without any text (empty resultObject).")
@@ -354,17 +354,13 @@ class OneMinClient:
         A failed record raises FAILED; a successful one is returned as is, whatever its resultObject.
         """
         deadline = time.monotonic() + self._settings.upstream_media_timeout
-        body = await self._json_call(
-            "POST",
+        record = await self._post_billed(
             "/api/features",
             api_key,
-            billed=True,
+            payload,
             read_timeout=self._settings.upstream_media_timeout,
-            json=payload,
+            what="feature call",
         )
-        record = _record_of(body)
-        if record is None:
-            raise invalid_response("1min.ai answered the feature call with an empty aiRecord.")
         interval = self._retry.poll_interval
         while record.get("status") == "PROCESSING":
             uuid = record.get("uuid")
@@ -580,6 +576,15 @@ class OneMinClient:
         finally:
             record_upstream_time(time.perf_counter() - started)
 
+    async def _post_billed(
+        self, path: str, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
+    ) -> dict[str, Any]:
+        """POST a billed call (chat, feature) → its aiRecord, not yet checked for success."""
+        body = await self._json_call(
+            "POST", path, api_key, billed=True, read_timeout=read_timeout, json=payload
+        )
+        return _required_record(body, what)
+
     async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]], *, billed: bool) -> T:
         """Run `attempt` until it succeeds or a failure is not safe to retry (see the module docstring)."""
         retry = 0
@@ -705,10 +710,8 @@ async def _json_stream_events(response: httpx.Response) -> AsyncGenerator[Stream
         body = await _read_capped(response, _JSON_BODY_LIMIT)
     except httpx.TransportError as exc:
         raise _stream_error(exc) from exc
-    record = _record_of(_decode_json(body or b""))
-    if record is None:
-        raise invalid_response("1min.ai answered the stream with an empty aiRecord.")
-    text = record_text(_check_succeeded(record))
+    record = _check_succeeded(_required_record(_decode_json(body or b""), "stream"))
+    text = record_text(record)
     return _replay(
         [*([StreamEvent("content", text)] if text else []), StreamEvent("result", record=record), DONE]
     )

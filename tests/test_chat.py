@@ -121,6 +121,68 @@ def test_sampling_tools_and_formats_are_accepted_and_not_sent(
     assert set(sent(sim)) == {"type", "model", "promptObject"}
 
 
+TOOL_TURNS: list[Any] = [
+    {"role": "system", "content": "You can call tools.", "name": "setup"},
+    {"role": "user", "content": "Weather in Paris?", "name": "alice"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "index": 0,
+                "function": {"name": "weather", "arguments": "{}"},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "name": "weather", "content": "18°C"},
+    {"role": "user", "content": "Thanks"},
+]
+CLIENT_BODIES = {
+    # What Open WebUI sends: its own fields, explicit nulls, usage in streams.
+    "open-webui": {
+        "messages": user("hi"),
+        "user": "someone@example.com",
+        "metadata": {"chat_id": "c1", "message_id": "m1"},
+        "stream_options": {"include_usage": True},
+        "max_tokens": None,
+        "temperature": None,
+        "seed": None,
+        "stop": None,
+        "n": None,
+    },
+    # LibreChat and n8n: tools, structured output, parallel tool calls, tool-call turns with null content.
+    "librechat": {
+        "messages": TOOL_TURNS,
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {}}},
+    },
+    "n8n": {
+        "messages": TOOL_TURNS,
+        "tools": [{"type": "function", "function": {"name": "weather"}}],
+        "response_format": {"type": "text"},
+        "max_tokens": None,
+        "stream_options": None,
+        "reasoning_effort": "low",
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("name", sorted(CLIENT_BODIES))
+def test_what_popular_clients_send_is_answered(relay_url: str, name: str, stream: bool) -> None:
+    body = {"model": "gpt-4o-mini", "stream": stream, **CLIENT_BODIES[name]}
+    response = post(relay_url, body, {"Authorization": f"Bearer {KEY_A}"})
+    assert response.status_code == 200, response.text
+    if stream:
+        assert response.text.endswith("data: [DONE]\n\n")
+    else:
+        assert response.json()["choices"][0]["message"]["content"]
+
+
 # --- relay-side parameters ---------------------------------------------------------------------------
 
 

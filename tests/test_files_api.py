@@ -211,3 +211,17 @@ def test_names_in_any_script_keep_their_extension(
     [upload] = [entry for entry in sim.requests() if entry["path"] == "/api/assets"]
     assert upload["multipart"][0]["filename"] == sent_as  # a tame name with the type's extension
     assert client.files.content(created.id).content == PDF
+
+
+def test_content_lost_upstream_is_a_502_not_a_missing_model(
+    client: openai.OpenAI, relay_url: str, sim: SimulatorHandle
+) -> None:
+    created = client.files.create(file=("a.txt", b"hello"), purpose="user_data")
+    sim.reset()  # the simulator forgets every stored asset: its CDN answers 404
+    response = httpx.get(
+        f"{relay_url}/v1/files/{created.id}/content", headers={"Authorization": f"Bearer {KEY_A}"}
+    )
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (None, "upstream_error")
+    assert "no longer serves" in error["message"]

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from onemin_relay.api.auth import caller_key
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.common import read_json, relay, validate
+from onemin_relay.api.downloads import download_asset
 from onemin_relay.api.image_refs import ImageRef, image_assets
 from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request
@@ -245,7 +246,7 @@ async def _answer(
 
 
 async def _base64_image(context: RelayContext, key: str, max_bytes: int) -> str:
-    data, _ = await context.upstream.download(key, max_bytes=max_bytes)
+    data = await download_asset(context.upstream, key, max_bytes=max_bytes)
     return (await asyncio.to_thread(base64.b64encode, data)).decode("ascii")
 
 

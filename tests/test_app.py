@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import httpx
+import json
+import logging
+from pathlib import Path
+from typing import Any
 
-from tests.harness import KEY_A, SimulatorHandle
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from onemin_relay.app import create_app
+from onemin_relay.observability import JsonFormatter
+from onemin_relay.serving import BackgroundServer
+from tests.harness import KEY_A, SimulatorHandle, relay_settings
 
 
 def test_health_answers_without_touching_upstream(relay_url: str, sim: SimulatorHandle) -> None:
@@ -85,3 +96,40 @@ def test_absurdly_nested_json_is_a_400_not_a_500(relay_url: str) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+class FormattedLines(logging.Handler):
+    """Formats each record as it is emitted, in the emitting context, as the relay's log handler does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_an_unexpected_error_is_a_500_with_request_id_and_cors(
+    simulator_server: BackgroundServer, tmp_path: Path
+) -> None:
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app = create_app(relay_settings(simulator_server.url, tmp_path))
+    app.router.routes.append(Route("/v1/broken", broken))
+    logged = FormattedLines()
+    relay_log = logging.getLogger("onemin_relay")
+    relay_log.addHandler(logged)
+    try:
+        with BackgroundServer(app) as relay:
+            response = httpx.get(f"{relay.url}/v1/broken", headers={"Origin": "http://localhost:3000"})
+    finally:
+        relay_log.removeHandler(logged)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert response.headers["access-control-allow-origin"] in {"*", "http://localhost:3000"}
+    request_id = response.headers["x-request-id"]  # what a user quotes when reporting the failure…
+    [error] = [line for line in logged.lines if line["level"] == "ERROR"]
+    assert error["request_id"] == request_id  # …finds the traceback
+    assert "a bug" in error["exc"]

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -121,6 +122,9 @@ def create_app(
             expose_headers=["*"],
             max_age=600,
         ),
+        # Inside the two above (not in `exception_handlers`, which Starlette runs outside every
+        # middleware), so an unexpected 500 still carries x-request-id and CORS headers.
+        Middleware(ServerErrorMiddleware, handler=_unexpected_error),
         Middleware(RateLimitMiddleware, settings=settings),
     ]
     return Starlette(
@@ -132,6 +136,5 @@ def create_app(
             UpstreamError: _upstream_error,
             StateUnavailable: _state_unavailable,
             HTTPException: _http_error,
-            Exception: _unexpected_error,
         },
     )

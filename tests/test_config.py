@@ -40,6 +40,8 @@ def test_original_memcached_variables_still_work(monkeypatch: pytest.MonkeyPatch
         ("PORT", "eighty"),
         ("LOG_LEVEL", "LOUD"),
         ("RATE_LIMIT", "lots"),
+        ("RATE_LIMIT", "0/minute"),
+        ("RATE_LIMIT_PER_IP", "00 per hour"),
         ("STATE_URL", "mysql://db"),
         ("STATE_URL", "memcached://"),
         ("STATE_URL", "memcached://cache:port"),

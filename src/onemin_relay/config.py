@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     def _check_rate_limit(cls, value: str) -> str:
         if value and not RATE_LIMIT_PATTERN.match(value):
             raise ValueError("expected a limit such as '60/minute' or '10 per second'")
+        if value and int(re.split(r"\D", value.strip(), maxsplit=1)[0]) == 0:
+            raise ValueError("a limit of 0 would refuse every request; leave it empty to turn it off")
         return value.strip()
 
     @field_validator("onemin_api_url", "onemin_asset_url")

@@ -81,18 +81,19 @@ ContentPart = Annotated[
 ]
 
 
-def _content_kind(value: Any) -> str | None:
+def _text_or_list(value: Any) -> str | None:
+    """The tag of a field that takes a string or an array (`content`, `stop`)."""
     if isinstance(value, str):
         return "<text>"
     if isinstance(value, list | tuple):
-        return "<parts>"
+        return "<list>"
     return None
 
 
 Content = Annotated[
-    Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<parts>")],
+    Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<list>")],
     Discriminator(
-        _content_kind,
+        _text_or_list,
         custom_error_type="invalid_content",
         custom_error_message="content must be a string or an array of content parts",
     ),
@@ -152,18 +153,10 @@ class WebSearchOptions(_Wire):
     search_context_size: Literal["low", "medium", "high"] | None = None
 
 
-def _stop_kind(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "<text>"
-    if isinstance(value, list | tuple):
-        return "<list>"
-    return None
-
-
 Stop = Annotated[
     Annotated[str, Tag("<text>")] | Annotated[list[Annotated[str, Field(min_length=1)]], Tag("<list>")],
     Discriminator(
-        _stop_kind,
+        _text_or_list,
         custom_error_type="invalid_stop",
         custom_error_message="stop must be a string or an array of up to 4 strings",
     ),

@@ -29,11 +29,12 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rela
     && mkdir /data && chown relay:relay /data
 USER relay
 WORKDIR /data
-ENV DATA_DIR=/data PORT=5001
+# Listening on every interface is what a container needs; HOST/PORT stay overridable like any setting.
+ENV DATA_DIR=/data HOST=0.0.0.0 PORT=5001
 VOLUME ["/data"]
 EXPOSE 5001
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '5001'), timeout=4)"]
 
-CMD ["1min-relay", "serve", "--host", "0.0.0.0"]
+CMD ["1min-relay", "serve"]

@@ -139,7 +139,7 @@ TOOL_TURNS: list[Any] = [
     {"role": "tool", "tool_call_id": "call_1", "name": "weather", "content": "18°C"},
     {"role": "user", "content": "Thanks"},
 ]
-CLIENT_BODIES = {
+CLIENT_BODIES: dict[str, dict[str, Any]] = {
     # What Open WebUI sends: its own fields, explicit nulls, usage in streams.
     "open-webui": {
         "messages": user("hi"),

@@ -199,19 +199,21 @@ def test_counts_are_stored_under_the_key_hash_never_the_key(serve: Serve, own_re
     assert key.encode() not in stored  # …and the key itself is nowhere in it
 
 
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
 def test_a_counting_store_outage_lets_requests_through(
-    serve: Serve, own_redis: ServerProcess, caplog: pytest.LogCaptureFixture
+    serve: Serve, kind: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url, key = serve(rate_limit="100/minute", state_url=own_redis.url), new_key()
+    store: ServerProcess = request.getfixturevalue(f"own_{kind}")
+    url, key = serve(rate_limit="100/day", state_url=store.url), new_key()
     assert "x-ratelimit-remaining-requests" in get_models(url, key).headers
 
-    own_redis.stop()
+    store.stop()
     with caplog.at_level(logging.WARNING, logger="onemin_relay.ratelimit"):
         during = [get_models(url, key) for _ in range(3)]
     assert [r.status_code for r in during] == [200, 200, 200]
     assert "rate-limit store unavailable" in caplog.text
 
-    own_redis.start()
+    store.start()
     deadline = time.monotonic() + 15
     while "x-ratelimit-remaining-requests" not in get_models(url, key).headers:
         assert time.monotonic() < deadline, "limits did not come back after the store recovered"

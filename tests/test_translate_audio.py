@@ -133,6 +133,17 @@ def test_upstream_subtitles_pass_through_untouched() -> None:
     assert body == srt
 
 
+def test_text_with_an_arrow_is_not_mistaken_for_subtitles() -> None:
+    transcript = parse_transcript("Press the arrow --> then wait.", "srt")
+    assert transcript.subtitles is None
+    body, _ = render_transcript(
+        transcript, TranscriptionOptions(response_format="srt"), task="transcribe", audio_duration=2.0
+    )
+    assert body == "1\n00:00:00,000 --> 00:00:02,000\nPress the arrow --> then wait.\n\n"
+    vtt = "WEBVTT\n\n00:01.000 --> 00:02.500\nHello.\n"
+    assert parse_transcript(vtt, "vtt").subtitles == vtt
+
+
 def test_synthesised_segments_split_sentences_and_span_the_duration() -> None:
     segments, duration = synthesise_segments("One two three. Four five! Six?", 12.0)
     assert duration == 12.0

@@ -155,7 +155,8 @@ class Transcript:
     words: list[dict[str, Any]] = field(default_factory=list)
 
 
-_SRT_OR_VTT = re.compile(r"(?m)^(?:WEBVTT|\d+\s*$)|-->")
+# A cue timing line (`00:00:01,000 --> …` in SRT, `00:01.000 --> …` in VTT): what makes text subtitles.
+_CUE_TIMING = re.compile(r"(?m)^[ \t]*(?:\d+:)?\d{2}:\d{2}[.,]\d{3}[ \t]+-->")
 
 
 def parse_transcript(raw: str, requested_format: str) -> Transcript:
@@ -175,7 +176,7 @@ def parse_transcript(raw: str, requested_format: str) -> Transcript:
                 segments=_segments(data.get("segments")),
                 words=[w for w in data.get("words") or [] if _is_word(w)],
             )
-    if requested_format in ("srt", "vtt") and "-->" in stripped and _SRT_OR_VTT.search(stripped):
+    if requested_format in ("srt", "vtt") and _CUE_TIMING.search(stripped):
         return Transcript(text=_subtitle_text(stripped), subtitles=raw)
     return Transcript(text=stripped)
 

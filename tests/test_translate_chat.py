@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -28,6 +29,8 @@ from onemin_relay.translate.media import InvalidMedia, decode_base64, decode_dat
 from onemin_relay.translate.output import OutputLimiter, limit_text
 from onemin_relay.translate.tokens import (
     count_tokens,
+    encoding,
+    load_encoding,
     truncate_to_tokens,
     upstream_credits,
     upstream_token_counts,
@@ -390,6 +393,26 @@ def test_upstream_counts_are_used_only_when_present_and_non_zero() -> None:
     assert upstream_token_counts({"inputToken": "many", "outputToken": True}) is None
     assert upstream_credits({"credit": 56}) == 56
     assert upstream_credits({"credit": None}) is None
+
+
+async def test_the_encoding_is_loaded_on_a_worker_thread_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded_in: list[str] = []
+    real_get_encoding = tiktoken.get_encoding
+
+    def recording(name: str) -> tiktoken.Encoding:
+        try:
+            asyncio.get_running_loop()
+            loaded_in.append("event loop")
+        except RuntimeError:
+            loaded_in.append("worker thread")
+        return real_get_encoding(name)
+
+    monkeypatch.setattr(tiktoken, "get_encoding", recording)
+    encoding.cache_clear()
+    await load_encoding()
+    await load_encoding()
+    assert count_tokens("hello world") == 2
+    assert loaded_in == ["worker thread"]
 
 
 def test_token_counting_works_offline_and_truncation_never_splits_a_character() -> None:

@@ -33,7 +33,12 @@ from onemin_relay.translate.chat import (
 )
 from onemin_relay.translate.chat_wire import ChatCompletionRequest, parse_chat_request
 from onemin_relay.translate.output import limit_text
-from onemin_relay.translate.tokens import count_tokens, upstream_credits, upstream_token_counts
+from onemin_relay.translate.tokens import (
+    count_tokens,
+    load_encoding,
+    upstream_credits,
+    upstream_token_counts,
+)
 from onemin_relay.upstream.catalogue import CHAT_FEATURE
 
 TokenCounter = Callable[[str], Awaitable[int]]
@@ -52,6 +57,7 @@ async def create_chat_completion(request: Request) -> Response:
     api_key = caller_key(request)
     context = relay(request)
     chat = parse_chat_request(await read_json(request))
+    await load_encoding()  # answers are cut and counted with it
     model_id, online = split_online(chat.model)
     model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
     attachments = await resolve_attachments(request, context, api_key, model, media_parts(chat.messages))

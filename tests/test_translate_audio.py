@@ -123,6 +123,19 @@ def test_parse_transcript_reads_text_json_and_verbose_json() -> None:
     assert parse_transcript("{not json", "text").text == "{not json"
 
 
+def test_impossible_upstream_timings_are_dropped_not_answered() -> None:
+    raw = '{"text": "Hi.", "duration": Infinity, "segments": [{"start": 0, "end": NaN, "text": "Hi."}]}'
+    transcript = parse_transcript(raw, "verbose_json")
+    assert (transcript.duration, transcript.segments) == (None, None)
+    body, _ = render_transcript(
+        transcript,
+        TranscriptionOptions(response_format="verbose_json"),
+        task="transcribe",
+        audio_duration=None,
+    )
+    json.dumps(body, allow_nan=False)  # what the response is rendered with: no inf or nan may reach it
+
+
 def test_upstream_subtitles_pass_through_untouched() -> None:
     srt = "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n"
     transcript = parse_transcript(srt, "srt")

@@ -9,6 +9,7 @@ answer plain text), the segment and word timings of `verbose_json`, `srt` and `v
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,11 +183,10 @@ def parse_transcript(raw: str, requested_format: str) -> Transcript:
 
 
 def _number(value: object) -> float | None:
-    return (
-        float(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        else None
-    )
+    """A time or duration from upstream JSON: finite and not negative (json.loads takes `Infinity`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _segments(value: object) -> list[Segment] | None:

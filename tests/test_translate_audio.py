@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pytest
 
@@ -134,6 +135,29 @@ def test_impossible_upstream_timings_are_dropped_not_answered() -> None:
         audio_duration=None,
     )
     json.dumps(body, allow_nan=False)  # what the response is rendered with: no inf or nan may reach it
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        7,
+        [{"word": "Hi.", "start": 0, "end": math.inf}, {"word": "Hi.", "start": 0}, "Hi."],
+    ],
+)
+def test_malformed_upstream_words_are_replaced_by_synthesised_ones(words: object) -> None:
+    upstream = {
+        "text": "Hi.",
+        "duration": 1.0,
+        "segments": [{"start": 0, "end": 1.0, "text": "Hi.", "avg_logprob": math.nan}],
+        "words": words,
+    }
+    transcript = parse_transcript(json.dumps(upstream), "verbose_json")
+    options = TranscriptionOptions(response_format="verbose_json", timestamp_granularities=("word",))
+    body, _ = render_transcript(transcript, options, task="transcribe", audio_duration=None)
+    assert isinstance(body, dict)
+    assert_matches_schema("CreateTranscriptionResponseVerboseJson", body)
+    assert body["words"] == [{"word": "Hi.", "start": 0.0, "end": 1.0}]
+    json.dumps(body, allow_nan=False)
 
 
 def test_upstream_subtitles_pass_through_untouched() -> None:

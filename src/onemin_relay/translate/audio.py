@@ -175,7 +175,7 @@ def parse_transcript(raw: str, requested_format: str) -> Transcript:
                 language=data.get("language") if isinstance(data.get("language"), str) else None,
                 duration=_number(data.get("duration")),
                 segments=_segments(data.get("segments")),
-                words=[w for w in data.get("words") or [] if _is_word(w)],
+                words=_words_of(data.get("words")),
             )
     if requested_format in ("srt", "vtt") and _CUE_TIMING.search(stripped):
         return Transcript(text=_subtitle_text(stripped), subtitles=raw)
@@ -212,15 +212,21 @@ def _is_statistic(name: str, value: object) -> bool:
         return isinstance(value, list) and all(isinstance(token, int) for token in value)
     if name == "seek":
         return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_word(value: object) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("word"), str)
-        and _number(value.get("start")) is not None
-    )
+def _words_of(value: object) -> list[dict[str, Any]]:
+    """Upstream's word timings as OpenAI's TranscriptionWord (word, start, end), minus malformed ones."""
+    if not isinstance(value, list):
+        return []
+    words = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("word"), str):
+            continue
+        start, end = _number(item.get("start")), _number(item.get("end"))
+        if start is not None and end is not None:
+            words.append({"word": item["word"], "start": start, "end": end})
+    return words
 
 
 def _subtitle_text(subtitles: str) -> str:

@@ -220,6 +220,22 @@ async def test_fifty_concurrent_streams(aclient: openai.AsyncOpenAI) -> None:
     assert answers == [expected_answer(f"stream number {number} [[sim:delay=5]]") for number in range(50)]
 
 
+async def is_a_chat_call(scope: Scope, receive: Receive, send: Send) -> bool:
+    """For the stand-in upstreams below: answer lifespan and other paths; True for a chat call to answer."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return False
+    while (await receive()).get("more_body"):
+        pass  # the request body
+    if scope["path"] != "/api/chat-with-ai":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return False
+    return True
+
+
 class EndlessUpstream:
     """A chat-with-ai stand-in (plain ASGI) that streams forever and records when its client goes away."""
 
@@ -228,16 +244,7 @@ class EndlessUpstream:
         self.client_left = threading.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass  # the request body
-        if scope["path"] != "/api/chat-with-ai":
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
+        if not await is_a_chat_call(scope, receive, send):
             return
         await send(
             {
@@ -321,3 +328,39 @@ def test_a_stream_cut_by_max_tokens_closes_the_upstream_request(
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "more more more"
     assert chunks[-1].choices[0].finish_reason == "length"
     assert upstream.client_left.wait(timeout=20)
+
+
+RECORD_ONLY_ANSWER = "Only in the record — «ça» 流"
+
+
+class RecordOnlyUpstream:
+    """A chat-with-ai stand-in (plain ASGI) whose stream carries the answer only in its final record."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await is_a_chat_call(scope, receive, send):
+            return
+        record = {
+            "uuid": "rec-1",
+            "status": "SUCCESS",
+            "metadata": {"inputToken": 0, "outputToken": 0},
+            "aiRecordDetail": {"resultObject": [RECORD_ONLY_ANSWER]},
+        }
+        body = f"event: result\ndata: {json.dumps({'aiRecord': record})}\n\nevent: done\ndata: [DONE]\n\n"
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def test_an_answer_sent_only_in_the_final_record_is_streamed(
+    start_relay: Callable[..., BackgroundServer],
+) -> None:
+    with BackgroundServer(RecordOnlyUpstream()) as upstream:
+        relay = start_relay(onemin_api_url=upstream.url)
+        events, _ = raw_stream(
+            relay.url,
+            {"model": "gpt-4o-mini", "messages": user("x"), "stream_options": {"include_usage": True}},
+        )
+    chunks = events[:-1]
+    assert text_of(chunks) == RECORD_ONLY_ANSWER
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["completion_tokens"] == count_tokens(RECORD_ONLY_ANSWER)

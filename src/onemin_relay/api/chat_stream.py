@@ -58,7 +58,7 @@ class _Choice:
     started: bool = False
     finished: bool = False
     ended: bool = False  # nothing more will come from upstream for this choice
-    upstream_text: str = ""
+    streamed: bool = False  # upstream sent the answer as `content` events (not only in its final record)
     record: Mapping[str, Any] | None = None
 
 
@@ -170,16 +170,15 @@ class ChatStream:
             choice.started = True
             chunks.append(self._chunk(index, {"role": "assistant", "content": ""}))
         if isinstance(item, StreamEvent) and item.kind == "content":
-            choice.upstream_text += item.text
+            choice.streamed = True
             text = choice.limiter.feed(item.text)
             if text:
                 chunks.append(self._chunk(index, {"content": text}))
         elif isinstance(item, StreamEvent) and item.kind == "result":
             choice.record = item.record
-            if not choice.upstream_text and item.record:
+            if not choice.streamed and item.record:
                 # A stream that only carried the final record still has an answer to give.
-                choice.upstream_text = answer_text(item.record)
-                text = choice.limiter.feed(choice.upstream_text)
+                text = choice.limiter.feed(answer_text(item.record))
                 if text:
                     chunks.append(self._chunk(index, {"content": text}))
         else:  # done, or the upstream stream simply ended

@@ -104,3 +104,21 @@ async def test_an_oversized_file_part_is_refused_as_it_arrives() -> None:
             pass
     assert (caught.value.status, caught.value.param) == (413, "image")
     assert sent <= len(head) + limit + chunk  # far below what 17 files of `limit` bytes may add up to
+
+
+async def test_a_declared_length_over_the_cap_is_refused_unread() -> None:
+    async def receive() -> Message:
+        raise AssertionError("the body was read")
+
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [
+            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+            (b"content-length", str(10 * 1024 * 1024).encode()),
+        ],
+    }
+    with pytest.raises(OpenAIError) as caught:
+        async with multipart_form(Request(scope, receive), max_file_bytes=1000):
+            pass
+    assert caught.value.status == 413

@@ -255,7 +255,7 @@ def test_malformed_multipart_is_a_400(relay_url: str) -> None:
 # --- limits --------------------------------------------------------------------------------------------
 
 
-def test_audio_over_the_limit_is_a_413_declared_or_streamed(
+def test_audio_over_the_limit_is_a_413_per_file_or_in_total(
     start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
 ) -> None:
     relay = start_relay(max_audio_upload_bytes=4096)

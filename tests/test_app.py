@@ -86,6 +86,7 @@ def test_browser_preflight_is_answered(relay_url: str) -> None:
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in {"*", "http://localhost:3000"}
     assert "POST" in response.headers["access-control-allow-methods"]
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
 def test_absurdly_nested_json_is_a_400_not_a_500(relay_url: str) -> None:

@@ -348,6 +348,15 @@ def test_finish_reason_prefers_the_relays_own_cut() -> None:
     assert finish_reason("stop", {"metadata": {"finishReason": "length"}}) == "stop"
     assert finish_reason(None, {"metadata": {"finishReason": "length"}}) == "length"
     assert finish_reason(None, {"metadata": {"finishReason": "error"}}) == "stop"
+    assert finish_reason(None, {"metadata": {"finishReason": "tool_calls"}}) == "stop"  # no tool calls sent
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [("MAX_TOKENS", "length"), ("max_tokens", "length"), ("SAFETY", "content_filter"), ("end_turn", "stop")],
+)
+def test_providers_finish_reasons_become_openai_ones(upstream: str, expected: str) -> None:
+    assert finish_reason(None, {"metadata": {"finishReason": upstream}}) == expected
     assert finish_reason(None, None) == "stop"
 
 

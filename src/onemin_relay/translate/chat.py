@@ -28,7 +28,16 @@ from onemin_relay.upstream.sse import record_text
 
 CHAT_TYPE = "UNIFY_CHAT_WITH_AI"
 ONLINE_SUFFIX = ":online"
-FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
+# Upstream `finishReason` → OpenAI `finish_reason`. 1min.ai may pass on its providers' own words
+# (Anthropic `max_tokens`, Gemini `MAX_TOKENS`/`SAFETY`); anything else is a normal `stop`.
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "safety": "content_filter",
+}
 # How much the web search reads for OpenAI's `search_context_size` (1min.ai defaults: 3 sites, 1000 words).
 SEARCH_CONTEXT = {"low": (2, 500), "medium": (3, 1000), "high": (5, 2000)}
 
@@ -203,9 +212,7 @@ def finish_reason(relay_cut: str | None, record: Mapping[str, Any] | None) -> st
         return relay_cut
     metadata = record_metadata(record)
     upstream = metadata.get("finishReason") if metadata else None
-    if isinstance(upstream, str) and upstream.lower() in FINISH_REASONS - {"tool_calls"}:
-        return upstream.lower()
-    return "stop"
+    return FINISH_REASONS.get(upstream.lower(), "stop") if isinstance(upstream, str) else "stop"
 
 
 def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

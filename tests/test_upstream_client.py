@@ -274,6 +274,25 @@ async def test_shape_b_error_keeps_code_message_details(client: OneMinClient, up
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"statusCode": 400, "message": ["model must be a string"], "error": "Bad Request"},
+            "model must be a string",
+        ),
+        ({"statusCode": 404, "message": "Cannot POST /api/x", "error": "Not Found"}, "Cannot POST /api/x"),
+        ({"error": "Too many tokens"}, "Too many tokens"),
+    ],
+)
+async def test_loose_error_bodies_keep_their_most_specific_message(
+    client: OneMinClient, upstream: Upstream, body: dict[str, Any], message: str
+) -> None:
+    upstream.script(Reply(400, body))
+    error = await failure(client.chat(KEY, CHAT))
+    assert (error.status, error.code, error.message) == (400, "HTTP_ERROR", message)
+
+
 @pytest.mark.parametrize("status", [403, 522])
 async def test_cloudflare_html_is_summarised_not_dumped(
     client: OneMinClient, upstream: Upstream, status: int

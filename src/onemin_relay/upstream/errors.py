@@ -103,7 +103,8 @@ def error_from_payload(status: int, payload: Any) -> UpstreamError | None:
         details = inner.get("details")
     else:
         code = payload.get("errorCode", payload.get("code"))
-        message = _text(inner) or _text(payload.get("message"))
+        # NestJS puts the detail in `message` and only the status text in `error` ("Bad Request").
+        message = _text(payload.get("message")) or _text(inner)
         details = payload.get("details")
     if not isinstance(code, str) or not code.strip():
         if message is None:

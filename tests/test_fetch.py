@@ -187,6 +187,16 @@ async def test_malformed_urls_are_refused(url: str, reason: str) -> None:
         ("fc00::1", False),
         ("::ffff:10.0.0.1", False),
         ("::ffff:8.8.8.8", True),
+        # IPv6 addresses that reach an IPv4 one: judged by it.
+        ("64:ff9b::a00:1", False),  # NAT64 → 10.0.0.1
+        ("64:ff9b::7f00:1", False),  # NAT64 → 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 → 8.8.8.8
+        ("64:ff9b:1::808:808", False),  # local-use NAT64
+        ("2002:a9fe:a9fe::", False),  # 6to4 → 169.254.169.254
+        ("2002:808:808::", True),  # 6to4 → 8.8.8.8
+        ("::7f00:1", False),  # IPv4-compatible → 127.0.0.1
+        ("::ffff:0:a00:1", False),  # SIIT → 10.0.0.1
+        ("fec0::1", False),  # site-local
     ],
 )
 def test_is_public(address: str, public: bool) -> None:

@@ -121,10 +121,28 @@ async def _checked_address(
     return addresses[0]
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits, which is what they reach: NAT64 (RFC 6052),
+# IPv4-compatible (deprecated) and SIIT (RFC 7915) addresses.
+_IPV4_IN_LAST_32_BITS = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+# NAT64 for local use (RFC 8215): translates into a private network whatever the IPv4 part says.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True only for globally routable unicast addresses (an IPv4-mapped IPv6 address counts as its IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """True only for globally routable unicast addresses. An IPv6 address that stands for an IPv4 one
+    (IPv4-mapped, 6to4, NAT64, IPv4-compatible, SIIT) is judged by that IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local or address in _LOCAL_NAT64:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in network for network in _IPV4_IN_LAST_32_BITS):
+            embedded = ipaddress.IPv4Address(address.packed[-4:])
+        if embedded is not None:
+            return is_public(embedded)
     return address.is_global and not address.is_multicast
 
 

@@ -40,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if (request_id := _request_id.get()) != "-":  # what the relay logs while serving a request
+        if (request_id := current_request_id()) != "-":  # what the relay logs while serving a request
             entry["request_id"] = request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):

@@ -323,6 +323,29 @@ async def test_an_unsendable_key_is_refused_without_echo(client: OneMinClient, u
     assert upstream.received == []
 
 
+async def test_a_body_that_cannot_be_decoded_is_an_upstream_error(
+    client: OneMinClient, upstream: Upstream
+) -> None:
+    garbled = {"content-type": "application/json", "content-encoding": "gzip"}
+    upstream.script(Reply(body=b"not gzip at all", headers=garbled))
+    error = await failure(client.chat(KEY, CHAT))
+    assert (error.code, len(upstream.received)) == ("INVALID_RESPONSE", 1)
+    upstream.script(
+        Reply(503, b"not gzip either", {"content-type": "text/plain", "content-encoding": "gzip"})
+    )
+    assert (await failure(client.chat(KEY, CHAT))).status == 503  # the status survives a garbled body
+    upstream.script(Reply(headers={**SSE_HEADERS, "content-encoding": "gzip"}, chunks=[b"not gzip"]))
+    with pytest.raises(UpstreamError):
+        await read_stream(client, [])
+
+
+async def test_endless_redirects_are_an_upstream_error(
+    client: OneMinClient, upstream: Upstream, upstream_server: tuple[Upstream, str]
+) -> None:
+    upstream.script(Reply(302, headers={"location": f"{upstream_server[1]}/cdn/again.png"}))
+    assert (await failure(client.download("images/a.png", max_bytes=10))).code == "INVALID_RESPONSE"
+
+
 # --- retry rules ------------------------------------------------------------------------------------
 
 

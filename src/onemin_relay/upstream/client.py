@@ -14,7 +14,7 @@ Billed calls: chat (JSON and stream) and features — upstream may charge for an
 | HTTP 429 (rejected before processing)                   | retried       | retried                      |
 | HTTP 5xx (incl. Cloudflare 52x)                         | retried       | not retried: it may have run |
 | read timeout, connection lost or closed after sending   | retried       | not retried: it may have run |
-| any other 4xx, disallowed URL                           | not retried   | not retried                  |
+| any other 4xx, disallowed URL, undecodable answer       | not retried   | not retried                  |
 | failure after a stream's body began                     | never retried: the caller already has part of it |
 
 `upstream/transport.py` makes aiohttp's failures fall into the right row.
@@ -117,9 +117,11 @@ def _may_retry(failure: Exception, *, billed: bool) -> bool:
     return not billed and isinstance(failure, retryable)
 
 
-def _transport_error(exc: httpx.TransportError) -> UpstreamError:
+def _request_error(exc: httpx.RequestError) -> UpstreamError:
     """Name what happened without echoing httpx's text (it can carry URLs)."""
     reason = {"reason": type(exc).__name__}
+    if not isinstance(exc, httpx.TransportError):  # a body that cannot be decoded, endless redirects
+        return UpstreamError(200, "INVALID_RESPONSE", "1min.ai's answer could not be read.", reason)
     if isinstance(exc, httpx.ConnectTimeout):
         return UpstreamError(0, "TIMEOUT", "Connecting to 1min.ai timed out.", reason)
     if isinstance(exc, httpx.TimeoutException):
@@ -129,7 +131,9 @@ def _transport_error(exc: httpx.TransportError) -> UpstreamError:
     return UpstreamError(0, "NETWORK_ERROR", "The connection to 1min.ai failed before it answered.", reason)
 
 
-def _stream_error(exc: httpx.TransportError) -> UpstreamError:
+def _stream_error(exc: httpx.RequestError) -> UpstreamError:
+    if not isinstance(exc, httpx.TransportError):  # e.g. a body that cannot be decompressed
+        return _request_error(exc)
     if isinstance(exc, httpx.TimeoutException):
         return UpstreamError(
             0, "TIMEOUT", "1min.ai stopped sending data mid-stream.", {"reason": "ReadTimeout"}
@@ -549,7 +553,7 @@ class OneMinClient:
             return response
         try:
             body = await _read_prefix(response, _ERROR_BODY_LIMIT)
-        except httpx.TransportError:
+        except httpx.RequestError:
             body = b""
         finally:
             await response.aclose()
@@ -594,8 +598,8 @@ class OneMinClient:
                 return await attempt()
             except UpstreamError as exc:
                 failure = error = exc
-            except httpx.TransportError as exc:
-                failure, error = exc, _transport_error(exc)
+            except httpx.RequestError as exc:
+                failure, error = exc, _request_error(exc)
             delay = None
             if retry < self._retry.max_retries and _may_retry(failure, billed=billed):
                 delay = error.retry_after if error.retry_after is not None else self._retry.backoff(retry)
@@ -617,7 +621,7 @@ class OneMinClient:
         try:
             async for chunk in response.aiter_bytes():
                 yield chunk
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise _stream_error(exc) from exc
 
     # --- where we may go --------------------------------------------------------------------------
@@ -679,7 +683,7 @@ class _SseStream:
                     event = StreamEvent("error", short_message(event.text.replace(self._api_key, "***")))
                 self._finished = event.kind in ("done", "error")
                 yield event
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise _stream_error(exc) from exc
 
     async def drain(self) -> None:
@@ -691,7 +695,7 @@ class _SseStream:
         """
         if not self._finished:
             return
-        with suppress(TimeoutError, httpx.TransportError):
+        with suppress(TimeoutError, httpx.RequestError):
             async with asyncio.timeout(_DRAIN_SECONDS):
                 async for _ in self._sse:
                     pass
@@ -708,7 +712,7 @@ async def _json_stream_events(response: httpx.Response) -> AsyncGenerator[Stream
         raise invalid_response(f"1min.ai answered the stream with {media_type} instead of text/event-stream.")
     try:
         body = await _read_capped(response, _JSON_BODY_LIMIT)
-    except httpx.TransportError as exc:
+    except httpx.RequestError as exc:
         raise _stream_error(exc) from exc
     record = _check_succeeded(_required_record(_decode_json(body or b""), "stream"))
     text = record_text(record)

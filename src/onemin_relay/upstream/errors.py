@@ -6,7 +6,8 @@ Codes produced by the client (besides the upstream's own, e.g. `UNAUTHORIZED`, `
 - `HTTP_ERROR`       non-2xx answer without a usable code (Cloudflare 403/522 pages, bare 5xx).
 - `FAILED`           HTTP 200 but `aiRecord.status` is FAILED/FAILURE (also a streamed failed `result`).
 - `INVALID_RESPONSE` HTTP 200 whose body is not what the endpoint promises (not JSON, no aiRecord,
-                     empty `resultObject`, asset without path, a result key pointing off the asset host).
+                     empty `resultObject`, asset without path, a result key pointing off the asset host),
+                     or an answer that cannot be read at all (undecodable body, endless redirects).
 - `NOT_FOUND`        an async feature's result disappeared while polling (`{"aiRecord": null}`).
 - `CONNECT_ERROR`    no connection could be made (status 0).
 - `TIMEOUT`          connect/read/pool timeout, or an async feature still PROCESSING at the deadline

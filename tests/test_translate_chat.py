@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -497,8 +498,15 @@ def test_a_streamed_token_limit_cuts_where_the_whole_text_would_be_cut(limit: in
     assert limiter.cut == "length"
 
 
+# JSON mode output: one long line, no spaces.
+MINIFIED_JSON = json.dumps(
+    [{"name": f"item{n}", "value": "abc" * 5, "ok": True} for n in range(800)], separators=(",", ":")
+)
+
+
+@pytest.mark.parametrize("answer", [LONG_ANSWER, MINIFIED_JSON], ids=["prose", "minified-json"])
 def test_a_long_stream_under_a_token_limit_is_tokenised_in_linear_time(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
     # Re-tokenising everything emitted so far for every delta stalls the event loop on long answers.
     tokenised: list[int] = []
@@ -508,11 +516,11 @@ def test_a_long_stream_under_a_token_limit_is_tokenised_in_linear_time(
         tokenised.append(len(text))
         return real_encode(self, text, **kwargs)
 
-    limiter = OutputLimiter(max_tokens=count_tokens(LONG_ANSWER))
+    limiter = OutputLimiter(max_tokens=count_tokens(answer))
     monkeypatch.setattr(tiktoken.Encoding, "encode", counting_encode)
-    assert stream_through(limiter, pieces_of(LONG_ANSWER, 20)) == LONG_ANSWER
+    assert stream_through(limiter, pieces_of(answer, 20)) == answer
     assert limiter.cut is None
-    assert sum(tokenised) < 3 * len(LONG_ANSWER)
+    assert sum(tokenised) < 3 * len(answer)
 
 
 def test_stop_before_the_token_limit_reports_stop() -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from onemin_relay.app import create_app
 from onemin_relay.observability import JsonFormatter
-from onemin_relay.serving import BackgroundServer
+from onemin_relay.serving import BackgroundServer, bind_socket
 from tests.harness import KEY_A, SimulatorHandle, relay_settings
 
 
@@ -134,3 +135,14 @@ def test_an_unexpected_error_is_a_500_with_request_id_and_cors(
     [error] = [line for line in logged.lines if line["level"] == "ERROR"]
     assert error["request_id"] == request_id  # …finds the traceback
     assert "a bug" in error["exc"]
+
+
+def test_a_relay_whose_state_cannot_open_does_not_start_and_frees_its_port(
+    simulator_server: BackgroundServer, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    server = BackgroundServer(create_app(relay_settings(simulator_server.url, not_a_directory)))
+    with pytest.raises(RuntimeError, match="failed to start"):
+        server.start()
+    bind_socket("127.0.0.1", server.port).close()  # nobody holds the port any more

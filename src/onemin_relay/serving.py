@@ -70,6 +70,7 @@ class BackgroundServer:
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
+                self._socket.close()  # the port is free again for whoever tries next
                 raise RuntimeError(f"server on {self.url} failed to start") from self._failure
             self._thread.join(0.01)
         return self

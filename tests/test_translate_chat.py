@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from typing import Any
 
 import pytest
@@ -521,6 +522,24 @@ def test_a_long_stream_under_a_token_limit_is_tokenised_in_linear_time(
     assert stream_through(limiter, pieces_of(answer, 20)) == answer
     assert limiter.cut is None
     assert sum(tokenised) < 3 * len(answer)
+
+
+FUZZ_ALPHABET = [*"abcXYZ  \n\n\r\t.,;:'\"!?-_()0123456789²你好。🤖é", "\u0301", "'s", " the", "Hello"]
+
+
+def test_streamed_token_limits_hold_on_random_text() -> None:
+    # The limiter counts only the text after a known word end; a wrong word end would miscount.
+    rng = random.Random(20261127)
+    for _ in range(300):
+        text = "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 300)))
+        limit = rng.randint(1, 60)
+        cuts = sorted(rng.sample(range(1, len(text) + 1), k=min(len(text), rng.randint(0, 40))))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        limiter = OutputLimiter(max_tokens=limit)
+        out = stream_through(limiter, pieces)
+        assert text.startswith(out)
+        assert count_tokens(out) <= limit
+        assert (out == text) == (count_tokens(text) <= limit)
 
 
 def test_stop_before_the_token_limit_reports_stop() -> None:

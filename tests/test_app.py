@@ -53,6 +53,7 @@ def test_wrong_method_is_an_openai_405(relay_url: str) -> None:
     response = httpx.delete(f"{relay_url}/health")
     assert response.status_code == 405
     assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "GET" in response.headers["allow"]  # what the method must be instead
 
 
 def test_missing_key_is_a_401_before_anything_goes_upstream(relay_url: str, sim: SimulatorHandle) -> None:

@@ -68,10 +68,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         message = f"Unknown request URL: {request.method} {request.url.path}."
         return OpenAIError(404, message, code="unknown_url").response()
-    if exc.status_code == 405:
+    if exc.status_code == 405:  # keeps Starlette's `Allow` header
         message = f"Method {request.method} is not allowed for {request.url.path}."
-        return OpenAIError(405, message, code="method_not_allowed").response()
-    return OpenAIError(exc.status_code, str(exc.detail)).response()
+        return OpenAIError(405, message, code="method_not_allowed", headers=exc.headers).response()
+    return OpenAIError(exc.status_code, str(exc.detail), headers=exc.headers).response()
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

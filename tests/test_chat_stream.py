@@ -314,19 +314,31 @@ def test_an_error_after_the_answer_was_cut_does_not_spoil_it(client: openai.Open
     assert usage.completion_tokens == count_tokens(text)
 
 
-def test_a_stream_cut_by_max_tokens_closes_the_upstream_request(
-    start_relay: Callable[..., BackgroundServer], endless: tuple[EndlessUpstream, BackgroundServer]
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_stream_cut_by_max_tokens_ends_at_once_and_closes_the_upstream_request(
+    start_relay: Callable[..., BackgroundServer],
+    endless: tuple[EndlessUpstream, BackgroundServer],
+    include_usage: bool,
 ) -> None:
     upstream, server = endless
     relay = start_relay(onemin_api_url=server.url)
     with openai.OpenAI(base_url=f"{relay.url}/v1", api_key=KEY_A, max_retries=0) as sdk:
         chunks = list(
             sdk.chat.completions.create(
-                model="gpt-4o-mini", messages=user("go on forever"), stream=True, max_tokens=3
+                model="gpt-4o-mini",
+                messages=user("go on forever"),
+                stream=True,
+                max_tokens=3,
+                stream_options={"include_usage": include_usage},
             )
         )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "more more more"
-    assert chunks[-1].choices[0].finish_reason == "length"
+    answer = [c for c in chunks if c.choices]
+    assert "".join(c.choices[0].delta.content or "" for c in answer) == "more more more"
+    assert answer[-1].choices[0].finish_reason == "length"
+    if include_usage:
+        usage = chunks[-1].usage
+        assert usage is not None
+        assert usage.completion_tokens == count_tokens("more more more")
     assert upstream.client_left.wait(timeout=20)
 
 

@@ -185,10 +185,10 @@ class ChatStream:
             choice.ended = True
         if choice.limiter.done and not choice.finished:
             chunks += self._finish(index)
-            if not self.request.include_usage:
-                # The answer is cut: stop paying attention to the rest of it.
-                self._producers[index].cancel()
-                choice.ended = True
+            # The answer is cut: close the upstream request so generation (and billing) can stop, and
+            # end the client's stream now. Usage for this choice is then counted locally.
+            self._producers[index].cancel()
+            choice.ended = True
         elif choice.ended and not choice.finished:
             text = choice.limiter.finish()
             if text:

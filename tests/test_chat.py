@@ -482,3 +482,18 @@ def test_cors_preflight_is_answered(relay_url: str) -> None:
     assert response.headers["access-control-allow-origin"] in {"*", "https://chat.example.com"}
     assert "POST" in response.headers["access-control-allow-methods"]
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_an_unparseable_image_url_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "http://[::1/a.png"}}],
+                }
+            ],
+        )
+    assert refused.value.body["param"] == "messages.0.content.0.image_url.url"  # type: ignore[index]
+    assert "malformed" in refused.value.message

@@ -167,6 +167,7 @@ async def test_private_and_loopback_addresses_are_refused_by_default(url: str) -
         ("http:///x.png", "no host"),
         ("http://example.com:99999/x.png", "invalid port"),
         ("http://no-such-host.invalid/x.png", "could not be resolved"),
+        ("http://[::1/a.png", "malformed"),
     ],
 )
 async def test_malformed_urls_are_refused(url: str, reason: str) -> None:

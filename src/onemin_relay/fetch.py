@@ -76,7 +76,10 @@ async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
 
 async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> httpx.Request:
     """A request to the checked IP address of `url`'s host, with the original Host header and TLS name."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise FetchError("the URL is malformed") from None
     if parts.scheme not in {"http", "https"}:
         raise FetchError("only http and https URLs can be fetched")
     if parts.username or parts.password:

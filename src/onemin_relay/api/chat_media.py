@@ -7,7 +7,6 @@ a bad request costs no upload. Then the parts are uploaded concurrently, in conv
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -17,6 +16,7 @@ from starlette.requests import Request
 
 from onemin_relay.api.files import find_file
 from onemin_relay.api.image_refs import upload_image_url
+from onemin_relay.api.uploads import MediaType, safe_filename, store_asset
 from onemin_relay.errors import invalid_request, too_large
 from onemin_relay.state.base import FileRecord
 from onemin_relay.translate.chat import MediaPart
@@ -40,7 +40,6 @@ T = TypeVar("T")
 
 # Base64 above this size is decoded on a worker thread, so the event loop never stalls on it.
 _THREAD_DECODE_CHARS = 256 * 1024
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -155,9 +154,9 @@ async def _materialise(context: RelayContext, api_key: str, item: _Planned) -> s
             item.data, item.param, settings.max_file_upload_bytes, data_url=is_data_url(item.data)
         )
         extension = extension_of(item.filename)
-        name = _safe_filename(item.filename, extension)
-        asset = await context.upstream.upload_asset(api_key, name, content, DOCUMENT_TYPES[extension])
-        return asset.uuid
+        media = MediaType(extension, DOCUMENT_TYPES[extension])
+        name = safe_filename(item.filename, extension=extension)
+        return (await store_asset(context.upstream, api_key, content, name, media, item.param)).uuid
     return await upload_image_url(context, api_key, item.url, item.param, f"image-{item.number}")
 
 
@@ -181,10 +180,3 @@ async def _decode(data: str, param: str, limit: int, *, data_url: bool) -> bytes
 
 def _data_url_bytes(url: str) -> bytes:
     return decode_data_url(url).content
-
-
-def _safe_filename(filename: str, extension: str) -> str:
-    """A name the Asset API accepts: the original stem, tamed, with the extension that says the type."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = _SAFE_NAME.sub("_", name.rpartition(".")[0] or name)[:80].strip("._") or "document"
-    return f"{stem}.{extension}"

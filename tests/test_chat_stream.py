@@ -294,7 +294,7 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
 
 
 def test_an_error_after_the_answer_was_cut_does_not_spoil_it(client: openai.OpenAI) -> None:
-    # The stop sequence comes early; upstream fails later, while the relay waits for the usage record.
+    # The stop sequence comes early and upstream would fail later: the cut answer and its usage stand.
     prompt = "cut early [[sim:error-mid-stream]] [[sim:length=300]]"
     stream = client.chat.completions.create(
         model="gpt-4o-mini",

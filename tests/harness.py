@@ -63,6 +63,19 @@ def relay_settings(simulator_url: str, data_dir: Path, **overrides: Any) -> Sett
     return Settings(_env_file=None, **values)
 
 
+def upstream_settings(url: str, **overrides: Any) -> Settings:
+    """Settings for an upstream client aimed at a test server: short timeouts, nothing from the env."""
+    values: dict[str, Any] = {
+        "onemin_api_url": url,
+        "onemin_asset_url": f"{url}/cdn",
+        "upstream_timeout": 5.0,
+        "upstream_media_timeout": 5.0,
+        "upstream_connect_timeout": 5.0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
 @contextmanager
 def running_relay(settings: Settings) -> Iterator[BackgroundServer]:
     with BackgroundServer(create_app(settings)) as server:

@@ -29,6 +29,7 @@ from onemin_relay.observability import RequestContextMiddleware
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.upstream.client import Asset, OneMinClient, RetryPolicy, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
+from tests.harness import upstream_settings
 
 KEY = "sk-test-upstream-key-0001"
 RECORD = {
@@ -159,24 +160,13 @@ def waits() -> Waits:
     return Waits()
 
 
-def settings_for(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "onemin_api_url": url,
-        "onemin_asset_url": f"{url}/cdn",
-        "upstream_timeout": 5.0,
-        "upstream_media_timeout": 5.0,
-        "upstream_connect_timeout": 2.0,
-    }
-    return Settings(**{**values, **overrides})
-
-
 @pytest.fixture
 async def make_client(upstream_server: tuple[Upstream, str], waits: Waits) -> AsyncIterator[Any]:
     made: list[OneMinClient] = []
 
     def make(url: str | None = None, max_retries: int = 2, **overrides: Any) -> OneMinClient:
         policy = RetryPolicy(max_retries=max_retries, poll_interval=0.01, sleep=waits)
-        client = OneMinClient(settings_for(url or upstream_server[1], **overrides), retry=policy)
+        client = OneMinClient(upstream_settings(url or upstream_server[1], **overrides), retry=policy)
         made.append(client)
         return client
 

@@ -21,6 +21,7 @@ from onemin_relay.config import Settings
 from onemin_relay.upstream.client import OneMinClient, RetryPolicy, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
 from onemin_relay.upstream.transport import aiohttp_transport
+from tests.harness import upstream_settings
 
 KEY = "sk-test-transport-key-0001"
 CHAT = {"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o-mini", "promptObject": {"prompt": "hi"}}
@@ -105,16 +106,6 @@ async def upstream() -> AsyncIterator[tuple[RawUpstream, str]]:
         yield app, f"http://127.0.0.1:{port}"
 
 
-def settings_for(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "onemin_api_url": url,
-        "onemin_asset_url": f"{url}/cdn",
-        "upstream_timeout": 5.0,
-        "upstream_connect_timeout": 5.0,
-    }
-    return Settings(**{**values, **overrides})
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=aiohttp_transport(Settings())) as client:
@@ -135,7 +126,9 @@ async def make_client(waits: list[float]) -> AsyncIterator[Callable[..., OneMinC
         waits.append(seconds)
 
     def make(url: str, **overrides: Any) -> OneMinClient:
-        client = OneMinClient(settings_for(url, **overrides), retry=RetryPolicy(max_retries=2, sleep=no_wait))
+        client = OneMinClient(
+            upstream_settings(url, **overrides), retry=RetryPolicy(max_retries=2, sleep=no_wait)
+        )
         made.append(client)
         return client
 

@@ -57,6 +57,16 @@ def test_exhausted_credits_tell_sdks_not_to_retry() -> None:
     assert message in error.message
 
 
+def test_a_rate_limit_that_speaks_of_a_quota_is_still_a_rate_limit() -> None:
+    error = openai_error_from_upstream(
+        UpstreamError(429, "RATE_LIMITED", "Request quota per minute exceeded")
+    )
+    assert (error.status, error.code) == (429, "rate_limit_exceeded")
+    assert "x-should-retry" not in error.headers
+    worded = openai_error_from_upstream(UpstreamError(400, "UNKNOWN_ERROR", "Credit limit reached"))
+    assert worded.code == "insufficient_quota"
+
+
 def test_rate_limit_passes_retry_after_rounded_up() -> None:
     error = openai_error_from_upstream(
         UpstreamError(429, "RATE_LIMITED", "Too many requests", retry_after=2.2)

@@ -35,7 +35,10 @@ def openai_error_from_upstream(error: UpstreamError) -> OpenAIError:
             type="invalid_request_error",
             code="invalid_api_key",
         )
-    if error.status == 402 or code in _CREDIT_CODES or _CREDIT_WORDS.search(error.message):
+    rate_limited = error.status == 429 or code == "RATE_LIMITED"
+    # The wording only decides when nothing else does: a rate limit may well speak of a "quota".
+    worded_as_credits = not rate_limited and _CREDIT_WORDS.search(error.message)
+    if error.status == 402 or code in _CREDIT_CODES or worded_as_credits:
         return OpenAIError(
             429,
             f"Your 1min.ai credits are exhausted: {message}",
@@ -43,7 +46,7 @@ def openai_error_from_upstream(error: UpstreamError) -> OpenAIError:
             code="insufficient_quota",
             headers={"x-should-retry": "false"},
         )
-    if error.status == 429 or code == "RATE_LIMITED":
+    if rate_limited:
         return OpenAIError(
             429,
             f"Rate limited by 1min.ai: {message}",

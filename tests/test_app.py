@@ -62,7 +62,8 @@ def test_missing_key_is_a_401_before_anything_goes_upstream(relay_url: str, sim:
         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "invalid_api_key"
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_api_key")
     assert sim.requests() == []
 
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 # OpenAI's `error.type` for each HTTP status the relay answers with.
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
-    401: "authentication_error",
+    401: "invalid_request_error",  # what OpenAI answers for a missing or wrong key
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",

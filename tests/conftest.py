@@ -8,13 +8,21 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
-from tests.harness import KEY_A, KNOWN_KEYS, SimulatorHandle, relay_settings, running_relay
+from tests.harness import (
+    KEY_A,
+    KNOWN_KEYS,
+    SimulatorFactory,
+    SimulatorHandle,
+    relay_settings,
+    running_relay,
+)
 
 # Real redis-server / memcached fixtures, shared by the state, rate-limit and scale-out tests.
 pytest_plugins = ["tests.servers"]
@@ -83,3 +91,27 @@ def client(relay_url: str) -> Iterator[openai.OpenAI]:
 async def aclient(relay_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(base_url=f"{relay_url}/v1", api_key=KEY_A, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture
+async def make_api() -> AsyncIterator[SimulatorFactory]:
+    """In-process simulators (no socket), each with its own config: `make_api(rate_limit_per_minute=2)`."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(**config: Any) -> httpx.AsyncClient:
+        app = create_simulator_app(SimulatorConfig(api_keys=KNOWN_KEYS, **config))
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://sim.test", headers={"API-KEY": KEY_A}
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def api(make_api: SimulatorFactory) -> httpx.AsyncClient:
+    """A default in-process simulator client, authenticated as KEY_A."""
+    return make_api()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,10 @@ KEY_B = "sk-test-bob-00000000000002"
 KEY_C = "sk-test-carol-000000000003"
 KNOWN_KEYS = frozenset({KEY_A, KEY_B, KEY_C})
 UNKNOWN_KEY = "sk-test-nobody-0000000009"
+
+
+# Makes an in-process simulator client with the given SimulatorConfig fields (the `make_api` fixture).
+SimulatorFactory = Callable[..., httpx.AsyncClient]
 
 
 class SimulatorHandle:

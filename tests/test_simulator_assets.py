@@ -3,42 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.assets import AssetStore
-from onemin_relay.simulator.config import SimulatorConfig
-from tests.harness import KEY_A, KNOWN_KEYS
+from tests.harness import SimulatorFactory as Factory
 
-Factory = Callable[..., httpx.AsyncClient]
 KEY_FORMAT = r"\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}_\d{3}_"
-
-
-@pytest.fixture
-async def make_api() -> AsyncIterator[Factory]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**config: Any) -> httpx.AsyncClient:
-        app = create_simulator_app(SimulatorConfig(api_keys=KNOWN_KEYS, **config))
-        transport = httpx.ASGITransport(app)
-        client = httpx.AsyncClient(
-            transport=transport, base_url="http://sim.test", headers={"API-KEY": KEY_A}
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-@pytest.fixture
-def api(make_api: Factory) -> httpx.AsyncClient:
-    return make_api()
 
 
 async def test_upload_reply_matches_the_reference(api: httpx.AsyncClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -12,33 +11,8 @@ from httpx_sse import connect_sse
 
 from onemin_relay.simulator.answers import expected_answer
 from onemin_relay.simulator.app import create_simulator_app
-from onemin_relay.simulator.config import SimulatorConfig
-from tests.harness import KEY_A, KEY_B, KNOWN_KEYS, SimulatorHandle
-
-Factory = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture
-async def make_api() -> AsyncIterator[Factory]:
-    """`make_api(**config)`: an in-process client for a fresh simulator, sending KEY_A."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**config: Any) -> httpx.AsyncClient:
-        app = create_simulator_app(SimulatorConfig(api_keys=KNOWN_KEYS, **config))
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://sim.test", headers={"API-KEY": KEY_A}
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-@pytest.fixture
-def api(make_api: Factory) -> httpx.AsyncClient:
-    return make_api()
+from tests.harness import KEY_A, KEY_B, SimulatorHandle
+from tests.harness import SimulatorFactory as Factory
 
 
 def chat_body(

@@ -7,41 +7,14 @@ import json
 import struct
 import wave
 import zlib
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from onemin_relay.simulator.answers import expected_answer
-from onemin_relay.simulator.app import create_simulator_app
-from onemin_relay.simulator.config import SimulatorConfig
-from tests.harness import KEY_A, KEY_B, KNOWN_KEYS
-
-Factory = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture
-async def make_api() -> AsyncIterator[Factory]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(**config: Any) -> httpx.AsyncClient:
-        app = create_simulator_app(SimulatorConfig(api_keys=KNOWN_KEYS, **config))
-        transport = httpx.ASGITransport(app)
-        client = httpx.AsyncClient(
-            transport=transport, base_url="http://sim.test", headers={"API-KEY": KEY_A}
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-@pytest.fixture
-def api(make_api: Factory) -> httpx.AsyncClient:
-    return make_api()
+from tests.harness import KEY_B
+from tests.harness import SimulatorFactory as Factory
 
 
 async def feature(api: httpx.AsyncClient, kind: str, model: str, **prompt_object: Any) -> httpx.Response:

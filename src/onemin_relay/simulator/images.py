@@ -2,6 +2,9 @@
 
 Each model family checks its own parameters the way its provider does; a rejected value becomes
 400 `EXTERNAL_API_RESPONSE_WITH_ERROR` with the provider's text in `details`.
+
+The size tables repeat those in `translate/images.py` on purpose: the simulator stands in for upstream,
+written from the reference on its own, so the relay's validation is tested against it, not against itself.
 """
 
 from __future__ import annotations

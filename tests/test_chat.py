@@ -208,6 +208,12 @@ def test_n_choices_are_parallel_upstream_calls(client: openai.OpenAI, sim: Simul
     assert [choice.index for choice in completion.choices] == [0, 1, 2]
     assert {choice.message.content for choice in completion.choices} == {expected_answer("twice")}
     assert len(chat_calls(sim)) == 3
+    single = client.chat.completions.create(model="gpt-4o-mini", messages=user("twice"))
+    assert completion.usage is not None
+    assert single.usage is not None
+    # As OpenAI counts it: the prompt once, every choice's completion.
+    assert completion.usage.prompt_tokens == single.usage.prompt_tokens
+    assert completion.usage.completion_tokens == 3 * single.usage.completion_tokens
 
 
 # --- web search --------------------------------------------------------------------------------------

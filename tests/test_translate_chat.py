@@ -373,9 +373,17 @@ def test_completion_ids_come_from_the_record_when_there_is_one() -> None:
     assert new_completion_id().startswith("chatcmpl-")
 
 
+def test_usage_counts_the_prompt_once_and_every_completion() -> None:
+    assert usage_object([(3, 4)]) == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert usage_object([(10, 4), (10, 6)]) == {
+        "prompt_tokens": 10,
+        "completion_tokens": 10,
+        "total_tokens": 20,
+    }
+
+
 def test_response_objects_match_the_openai_schema() -> None:
-    usage = usage_object(3, 4)
-    assert usage["total_tokens"] == 7
+    usage = usage_object([(3, 4)])
     body = completion_object(
         "chatcmpl-1", 1, "gpt-4o", [ChoiceResult("hi", "stop"), ChoiceResult("", "length")], usage
     )

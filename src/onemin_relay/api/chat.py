@@ -82,7 +82,8 @@ async def _complete(
     upstream = relay(request).upstream
     records = await all_or_nothing([upstream.chat(api_key, payload) for _ in range(chat.choices)])
     choices: list[ChoiceResult] = []
-    prompt_tokens = completion_tokens = credits = 0
+    counted: list[tuple[int, int]] = []
+    credits = 0
     for record in records:
         answer = answer_text(record)
         if chat.token_limit is not None and len(answer) > _THREAD_TOKENISE_CHARS:
@@ -95,15 +96,14 @@ async def _complete(
         counts = upstream_token_counts(record_metadata(record))
         if counts is None:
             counts = await asyncio.gather(count_tokens_off_loop(prompt), count_tokens_off_loop(text))
-        prompt_tokens += counts[0]
-        completion_tokens += counts[1]
+        counted.append((counts[0], counts[1]))
         credits += upstream_credits(record_metadata(record)) or 0
     body = completion_object(
         new_completion_id(records[0]),
         int(time.time()),
         chat.model,
         choices,
-        usage_object(prompt_tokens, completion_tokens),
+        usage_object(counted),
     )
     return JSONResponse(body, headers={"x-onemin-credits": str(credits)})
 

@@ -214,7 +214,7 @@ class ChatStream:
         )
 
     async def _usage(self) -> dict[str, int]:
-        prompt_tokens = completion_tokens = 0
+        counted: list[tuple[int, int]] = []
         local_prompt: int | None = None
         for choice in self._choices:
             counts = upstream_token_counts(record_metadata(choice.record))
@@ -222,9 +222,8 @@ class ChatStream:
                 if local_prompt is None:
                     local_prompt = await self.count_tokens(self.prompt)
                 counts = (local_prompt, await self.count_tokens(choice.limiter.text))
-            prompt_tokens += counts[0]
-            completion_tokens += counts[1]
-        return usage_object(prompt_tokens, completion_tokens)
+            counted.append((counts[0], counts[1]))
+        return usage_object(counted)
 
 
 def _failure(item: object) -> OpenAIError | None:

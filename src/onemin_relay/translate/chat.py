@@ -215,7 +215,11 @@ def finish_reason(relay_cut: str | None, record: Mapping[str, Any] | None) -> st
     return FINISH_REASONS.get(upstream.lower(), "stop") if isinstance(upstream, str) else "stop"
 
 
-def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage_object(counts: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """OpenAI's usage for the (prompt, completion) token counts of each choice: like OpenAI with `n` > 1,
+    the prompt counts once (every upstream call got the same one) and the completions add up."""
+    prompt_tokens = max(prompt for prompt, _ in counts)
+    completion_tokens = sum(completion for _, completion in counts)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

@@ -225,3 +225,16 @@ def test_content_lost_upstream_is_a_502_not_a_missing_model(
     error = response.json()["error"]
     assert (error["param"], error["code"]) == (None, "upstream_error")
     assert "no longer serves" in error["message"]
+
+
+def test_head_on_content_answers_without_a_download(
+    client: openai.OpenAI, relay_url: str, sim: SimulatorHandle
+) -> None:
+    created = client.files.create(file=("report.pdf", PDF, "application/pdf"), purpose="assistants")
+    response = httpx.head(
+        f"{relay_url}/v1/files/{created.id}/content", headers={"Authorization": f"Bearer {KEY_A}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-length"] == str(len(PDF))
+    assert not [entry for entry in sim.requests() if entry["path"].startswith("/cdn/")]

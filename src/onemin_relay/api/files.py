@@ -159,6 +159,8 @@ async def delete_file(request: Request) -> Response:
 
 async def file_content(request: Request) -> Response:
     record = await find_file(request, request.path_params["file_id"])
+    if request.method == "HEAD":  # what the relay knows of the file, without fetching it from 1min.ai
+        return Response(media_type=record.mime_type, headers={"content-length": str(record.bytes)})
     return await stream_asset(relay(request).upstream, record.asset_path, record.mime_type)
 
 

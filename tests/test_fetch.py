@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from onemin_relay import fetch as fetch_module
 from onemin_relay.fetch import FetchError, FetchPolicy, fetch, is_public
 from onemin_relay.serving import BackgroundServer
 
@@ -112,6 +113,23 @@ async def test_connects_to_the_resolved_address_with_the_original_host_header(se
 async def test_asks_for_uncompressed_content(server: str) -> None:
     fetched = await fetch(f"{server}/encoding", OPEN)
     assert fetched.content == b"identity"
+
+
+async def test_an_unreachable_first_address_falls_back_to_the_next(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    tried: list[str] = []
+
+    async def dual_stack(host: str, resolved_port: int) -> list[str]:
+        tried.append(host)
+        # ::1 with nothing listening there for this port (or no IPv6 at all), then the real server.
+        return ["::1", "127.0.0.1"]
+
+    monkeypatch.setattr(fetch_module, "resolve", dual_stack)
+    fetched = await fetch(f"http://images.test:{port}/img.png", OPEN)
+    assert fetched.content.startswith(b"\x89PNG")
+    assert tried == ["images.test"]
 
 
 async def test_follows_redirects(server: str) -> None:

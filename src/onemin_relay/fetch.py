@@ -24,6 +24,7 @@ import httpx
 from onemin_relay import USER_AGENT
 
 MAX_REDIRECTS = 5
+_CONNECT_ATTEMPT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -60,10 +61,12 @@ async def fetch(url: str, policy: FetchPolicy) -> Fetched:
 
 
 async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=policy.timeout) as client:
+    # A connect attempt gets a share of the time, so an unreachable first address (an IPv6 address on an
+    # IPv4-only host, say) leaves time for the next one.
+    timeout = httpx.Timeout(policy.timeout, connect=min(_CONNECT_ATTEMPT_SECONDS, policy.timeout))
+    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=timeout) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            request = await _pinned_request(client, url, policy)
-            response = await client.send(request, stream=True)
+            response = await _send_to_first_reachable(client, await _pinned_requests(client, url, policy))
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
@@ -74,8 +77,20 @@ async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
     raise FetchError(f"the URL redirected more than {MAX_REDIRECTS} times")
 
 
-async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> httpx.Request:
-    """A request to the checked IP address of `url`'s host, with the original Host header and TLS name."""
+async def _send_to_first_reachable(
+    client: httpx.AsyncClient, requests: list[httpx.Request]
+) -> httpx.Response:
+    """Send to each checked address in turn until one accepts the connection."""
+    for request in requests[:-1]:
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            continue
+    return await client.send(requests[-1], stream=True)
+
+
+async def _pinned_requests(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> list[httpx.Request]:
+    """One request per checked IP address of `url`'s host, with the original Host header and TLS name."""
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -91,8 +106,7 @@ async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPoli
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError("the URL has an invalid port") from None
-    address = await _checked_address(host, port, policy.allow_private)
-    target = httpx.URL(url).copy_with(host=str(address), port=port)
+    addresses = await _checked_addresses(host, port, policy.allow_private)
     headers = {
         "Host": parts.netloc.rpartition("@")[2],
         "User-Agent": USER_AGENT,
@@ -100,28 +114,43 @@ async def _pinned_request(client: httpx.AsyncClient, url: str, policy: FetchPoli
         "Accept-Encoding": "identity",
     }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return client.build_request("GET", target, headers=headers, extensions=extensions)
+    return [
+        client.build_request(
+            "GET",
+            httpx.URL(url).copy_with(host=str(address), port=port),
+            headers=headers,
+            extensions=extensions,
+        )
+        for address in addresses
+    ]
 
 
-async def _checked_address(
+async def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, in the resolver's order of preference."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def _checked_addresses(
     host: str, port: int, allow_private: bool
-) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address the host resolves to, all checked: one refused address refuses the host."""
     try:
         literal = ipaddress.ip_address(host)
         addresses = [literal]
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            resolved = await resolve(host, port)
         except (socket.gaierror, UnicodeError):
             raise FetchError(f"the host {host!r} could not be resolved") from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        addresses = list(dict.fromkeys(ipaddress.ip_address(address) for address in resolved))
     if not addresses:
         raise FetchError(f"the host {host!r} could not be resolved")
     if not allow_private:
         for address in addresses:
             if not is_public(address):
                 raise FetchError(f"the host {host!r} is on a private or reserved network; it is not fetched")
-    return addresses[0]
+    return addresses
 
 
 # IPv6 ranges that carry an IPv4 address in their last 32 bits, which is what they reach: NAT64 (RFC 6052),

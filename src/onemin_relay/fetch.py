@@ -2,8 +2,8 @@
 
 - only http(s), no credentials in the URL;
 - the host is resolved once, every address checked (loopback, private, link-local, reserved, multicast
-  and other non-global ranges are refused unless `allow_private`), and the connection is pinned to the
-  checked address, so a second DNS answer cannot point it elsewhere (DNS rebinding);
+  and other non-global ranges are refused unless `allow_private`), and connections go only to those
+  checked addresses, tried in turn, so a second DNS answer cannot point them elsewhere (DNS rebinding);
 - redirects are followed by hand, each hop checked the same way, at most `MAX_REDIRECTS`;
 - the body is bounded in bytes and the whole fetch in time, and the content type must be acceptable;
 - the body must come uncompressed (`Accept-Encoding: identity`): a few KB of gzip can inflate to many MB

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -323,3 +325,34 @@ def test_length_pads_the_answer(http: httpx.Client) -> None:
     answer = http.post(CHAT, json=chat_body(prompt)).json()["aiRecord"]["aiRecordDetail"]["resultObject"][0]
     assert answer == expected_answer(prompt)
     assert len(answer) >= 2000
+
+
+def test_unclosed_magic_word_openings_neither_stall_nor_hide_a_magic_word() -> None:
+    """Many `[[sim:` openings without a closing `]]` made both magic-word scans quadratic (a 300 kB prompt
+    blocked the simulator's event loop for minutes), and an unclosed opening swallowed the magic word after
+    it. The scan runs in a child process because a regex stuck in C cannot be interrupted; its timeout only
+    tells a hang from an answer."""
+    script = """
+import json
+from onemin_relay.simulator.answers import expected_answer
+from onemin_relay.simulator.faults import faults_in_body
+hostile = "[[sim:zero-tokens]] " + "[[sim:" * 50_000
+after_junk = "[[sim: [[sim:crlf,length=300]]"
+print(json.dumps({
+    "hostile": faults_in_body({"promptObject": {"prompt": hostile}}),
+    "hostile_answer": expected_answer(hostile)[:30],
+    "after_junk": faults_in_body({"promptObject": {"prompt": after_junk}}),
+    "after_junk_answer_length": len(expected_answer(after_junk)),
+}))
+"""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("magic-word scan did not finish")
+    outcome = json.loads(child.stdout)
+    assert outcome["hostile"] == {"zero-tokens": None}
+    assert outcome["hostile_answer"].startswith("«[[sim:zero-tokens]] [[sim:")
+    assert outcome["after_junk"] == {"crlf": None}
+    assert outcome["after_junk_answer_length"] >= 300

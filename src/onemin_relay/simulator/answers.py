@@ -10,7 +10,7 @@ import re
 
 _ECHO_CHARS = 80
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]{6,}")
-_LENGTH = re.compile(r"\[\[sim:[^\]]*?\blength=(\d{1,7})")
+_LENGTH = re.compile(r"\[\[sim:[^\[\]]*?\blength=(\d{1,7})")  # no bracket inside: linear scan
 _MAX_LENGTH = 200_000
 _YOUTUBE_LIMIT = 3  # the service reads the transcripts of at most three videos named in a prompt
 _FILLER = (

@@ -39,7 +39,9 @@ FAULTS: dict[str, tuple[Scope, int | None]] = {
 
 Faults = dict[str, int | None]
 
-MAGIC_WORD = re.compile(r"\[\[sim:([^\]]*)\]\]")
+# no bracket inside: each opening is scanned only up to the next bracket (linear, and an unclosed `[[sim:`
+# cannot swallow the magic word after it)
+MAGIC_WORD = re.compile(r"\[\[sim:([^\[\]]*)\]\]")
 
 
 def parse_faults(spec: str) -> Faults:

@@ -9,6 +9,7 @@ import hashlib
 import re
 
 _ECHO_CHARS = 80
+_WORD = re.compile(r"\S+")
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]{6,}")
 _LENGTH = re.compile(r"\[\[sim:[^\[\]]*?\blength=(\d{1,7})")  # no bracket inside: linear scan
 _MAX_LENGTH = 200_000
@@ -18,6 +19,20 @@ _FILLER = (
     " Étape suivante: vérifier les données 📊 (数据).",
     " Tout fonctionne « comme prévu » ✅ 一切正常.",
 )
+
+
+def _echo(prompt: str) -> str:
+    """The prompt with whitespace runs collapsed, cut to `_ECHO_CHARS`; only the words shown are read, so a
+    30 MB prompt costs no more than a short one (collapsing all of it blocked the event loop for a second)."""
+    words: list[str] = []
+    size = -1
+    for word in _WORD.finditer(prompt):
+        words.append(word.group())
+        size += len(words[-1]) + 1
+        if size > _ECHO_CHARS:
+            break
+    flat = " ".join(words)
+    return flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
 
 
 def expected_answer(
@@ -37,8 +52,7 @@ def expected_answer(
     the service reads their transcripts). A `[[sim:length=N]]` magic word (N ≤ 200000) pads the answer to at
     least N characters.
     """
-    flat = re.sub(r"\s+", " ", prompt).strip()
-    echo = flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
+    echo = _echo(prompt)
     digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
     parts = [f"«{echo}» — réponse simulée #{digest} 🤖."]
     if web_search:

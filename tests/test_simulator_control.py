@@ -194,6 +194,19 @@ def test_request_log_is_bounded(sim: SimulatorHandle, http: httpx.Client) -> Non
     assert len(sim.requests()) == 2
 
 
+def test_request_log_bounds_the_bytes_of_bodies_it_keeps(sim: SimulatorHandle, http: httpx.Client) -> None:
+    """500 logged 32 MiB bodies would be 16 GiB: the oldest entries go once their bodies pass the budget."""
+    sim.configure(request_log_bytes=1500)
+    prompts = [f"{index}" * 1000 for index in range(3)]
+    for prompt in prompts:
+        http.post("/api/chat-with-ai", json={**CHAT_BODY, "promptObject": {"prompt": prompt}})
+    http.get("/models")  # no body: costs nothing
+
+    kept = sim.requests()
+    assert [entry["path"] for entry in kept] == ["/api/chat-with-ai", "/models"]
+    assert kept[0]["json"]["promptObject"]["prompt"] == prompts[-1]
+
+
 def test_config_updates_validate_and_reset_restores(sim: SimulatorHandle, http: httpx.Client) -> None:
     changed = sim.http.post("/_sim/config", json={"legacy_chat": True, "faults": ["delay=5"]})
     assert changed.status_code == 200

@@ -69,7 +69,10 @@ class SimulatorConfig(BaseModel):
 
     # --- faults and diagnostics ----------------------------------------------------------------------
     faults: tuple[str, ...] = Field((), description='Faults applied to every call, e.g. ("delay=20", "crlf")')
-    request_log_size: int = Field(500, ge=0)
+    request_log_size: int = Field(500, ge=0, description="Calls kept by GET /_sim/requests")
+    request_log_bytes: int = Field(
+        64 * MiB, ge=0, description="Bytes of JSON bodies the request log keeps; the oldest calls go first"
+    )
 
     @field_validator("faults")
     @classmethod

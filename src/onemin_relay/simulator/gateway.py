@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +51,7 @@ class RequestLogMiddleware:
             "key_hash": key_hash(api_key) if api_key else None,
             "headers": {name: request.headers[name] for name in LOGGED_HEADERS if name in request.headers},
             "json": None,
+            "body_bytes": 0,
             "multipart": None,
             "status": None,
         }
@@ -66,8 +66,8 @@ class RequestLogMiddleware:
         await self.app(scope, receive, send_logging_status)
 
 
-def log_entry(request: Request) -> MutableMapping[str, Any]:
-    entry: MutableMapping[str, Any] = request.state.sim_log
+def log_entry(request: Request) -> dict[str, Any]:
+    entry: dict[str, Any] = request.state.sim_log
     return entry
 
 
@@ -121,7 +121,7 @@ async def open_call(
                 body = json.loads(raw)
             except (ValueError, RecursionError):
                 raise api_error(shape, 400, "INVALID_REQUEST", "Request body is not valid JSON") from None
-        log_entry(request)["json"] = body
+        state.log.keep_body(log_entry(request), body, len(raw))
 
     api_key = request.headers.get("api-key", "").strip()
     allowed = config.api_keys

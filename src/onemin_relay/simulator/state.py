@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,47 @@ class PendingResult:
     polls_left: int
 
 
+class RequestLog:
+    """The calls received, oldest first, bounded in count and in bytes of bodies kept (oldest go first)."""
+
+    def __init__(self, max_entries: int, max_body_bytes: int) -> None:
+        self._entries: deque[dict[str, Any]] = deque()
+        self._body_bytes = 0
+        self.resize(max_entries, max_body_bytes)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def resize(self, max_entries: int, max_body_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_body_bytes = max_body_bytes
+        self._trim()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self._entries.append(entry)
+        self._trim()
+
+    def keep_body(self, entry: dict[str, Any], body: Any, size: int) -> None:
+        """Log the JSON body `entry`'s call sent (`size` bytes on the wire); older entries make room."""
+        entry["json"] = body
+        entry["body_bytes"] = size
+        self._body_bytes += size
+        self._trim()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._body_bytes = 0
+
+    def _trim(self) -> None:
+        while self._entries and (
+            len(self._entries) > self.max_entries or self._body_bytes > self.max_body_bytes
+        ):
+            self._body_bytes -= self._entries.popleft()["body_bytes"]
+
+
 class SimulatorState:
     def __init__(self, config: SimulatorConfig) -> None:
         self.initial_config = config
@@ -49,13 +91,12 @@ class SimulatorState:
         self.ledger = CreditLedger()
         self.limiter = RateLimiter()
         self.faults = FaultBook()
-        self.log: deque[dict[str, Any]] = deque(maxlen=config.request_log_size)
+        self.log = RequestLog(config.request_log_size, config.request_log_bytes)
 
     def configure(self, config: SimulatorConfig) -> None:
         self.config = config
         self.assets.max_bytes = config.asset_store_bytes
-        if self.log.maxlen != config.request_log_size:
-            self.log = deque(self.log, maxlen=config.request_log_size)
+        self.log.resize(config.request_log_size, config.request_log_bytes)
 
     def reset(self) -> None:
         """Back to the configuration the app was created with, with nothing stored, armed or logged."""

@@ -78,26 +78,39 @@ async def features(request: Request) -> Response:
         raise images.validation_error("promptObject", "promptObject must be an object")
 
     result_object = await HANDLERS[feature](call, model, prompt_object)
+    credits = feature_credits(model, prompt_object, len(result_object), call.state.config.credit_scale)
+    record = feature_record(call, model, feature, prompt_object, result_object, {}, credits)
     failed = call.fault("failed-status")
-    scale = call.state.config.credit_scale
-    credits = 0 if failed else feature_credits(model, prompt_object, len(result_object), scale)
-    conversation_id = body.get("conversationId")
-    record = ai_record(
+    if feature in FILE_FEATURES and not failed:
+        record["temporaryUrl"] = call.state.assets.signed_url(call.base_url, result_object[0])
+    if body.get("async") is True:
+        return JSONResponse({"aiRecord": submit_async(call, record, failed)})
+    return JSONResponse({"aiRecord": record})
+
+
+def feature_record(
+    call: Call,
+    model: dict[str, Any],
+    feature: str,
+    prompt_object: dict[str, Any],
+    result_object: list[str],
+    metadata: dict[str, Any] | None,
+    credits: int,
+) -> dict[str, Any]:
+    """The aiRecord of a /api/features call; under the `failed-status` fault it is empty and costs nothing."""
+    failed = call.fault("failed-status")
+    conversation_id = call.body.get("conversationId")
+    return ai_record(
         call,
         model=model,
         feature=feature,
         prompt_object=prompt_object,
         result_object=[] if failed else result_object,
         status=call.state.config.failed_status if failed else "SUCCESS",
-        metadata={},
+        metadata=metadata,
         conversation_id=conversation_id if isinstance(conversation_id, str) else None,
-        credits=credits,
+        credits=0 if failed else credits,
     )
-    if feature in FILE_FEATURES and not failed:
-        record["temporaryUrl"] = call.state.assets.signed_url(call.base_url, result_object[0])
-    if body.get("async") is True:
-        return JSONResponse({"aiRecord": submit_async(call, record, failed)})
-    return JSONResponse({"aiRecord": record})
 
 
 def processing(record: dict[str, Any]) -> dict[str, Any]:
@@ -148,20 +161,7 @@ def legacy_chat(call: Call, feature: str, streaming: bool) -> Response:
     )
     if streaming:
         return stream_response(call, raw_text(call, answer), "text/plain; charset=utf-8")
-    failed = call.fault("failed-status")
-    conversation_id = body.get("conversationId")
-    record = ai_record(
-        call,
-        model=model,
-        feature=feature,
-        prompt_object=prompt_object,
-        result_object=[] if failed else [answer],
-        status=call.state.config.failed_status if failed else "SUCCESS",
-        metadata=None,
-        conversation_id=conversation_id if isinstance(conversation_id, str) else None,
-        credits=0,
-    )
-    return JSONResponse({"aiRecord": record})
+    return JSONResponse({"aiRecord": feature_record(call, model, feature, prompt_object, [answer], None, 0)})
 
 
 async def raw_text(call: Call, answer: str) -> AsyncIterator[str]:

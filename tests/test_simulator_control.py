@@ -13,6 +13,7 @@ import pytest
 from onemin_relay.api.auth import key_hash
 from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
+from onemin_relay.simulator.limits import RateLimiter
 from tests.harness import KEY_A, KEY_B, KNOWN_KEYS, SimulatorHandle
 
 CHAT_BODY = {"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o-mini", "promptObject": {"prompt": "hi"}}
@@ -269,3 +270,17 @@ async def test_default_config_is_what_the_demo_uses() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://demo") as client:
         response = await client.post("/api/chat-with-ai", json=CHAT_BODY, headers={"API-KEY": "demo-key"})
     assert response.status_code == 200
+
+
+def test_rate_limiter_forgets_keys_idle_for_a_minute() -> None:
+    """With no key list any key is accepted, so one window per key ever seen grew without end."""
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for index in range(1000):
+        assert limiter.hit(f"key-{index}", 2) is None
+    assert limiter.hit("key-0", 2) is None
+    assert limiter.hit("key-0", 2) is not None  # the limit still counts within the minute
+
+    now[0] = 61.0
+    assert limiter.hit("fresh", 2) is None
+    assert limiter.tracked_keys == 1

@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 WINDOW_SECONDS = 60.0
 
 
 class RateLimiter:
-    """A sliding one-minute window per key."""
+    """A sliding one-minute window per key; keys idle for a whole window are forgotten."""
 
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()  # least recently hit key first
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._hits)
 
     def hit(self, key_hash: str, per_minute: int) -> int | None:
         """Count one request; return the Retry-After seconds when the key is over its limit."""
         if per_minute <= 0:
             return None
-        now = time.monotonic()
+        now = self._clock()
+        while self._hits:
+            oldest = next(iter(self._hits.values()))
+            if oldest and now - oldest[-1] < WINDOW_SECONDS:
+                break
+            self._hits.popitem(last=False)
         hits = self._hits.setdefault(key_hash, deque())
+        self._hits.move_to_end(key_hash)
         while hits and now - hits[0] >= WINDOW_SECONDS:
             hits.popleft()
         if len(hits) >= per_minute:

@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from urllib.parse import urlsplit
 
 # extension → (storage folder, content type served by the CDN for generated files)
@@ -75,6 +76,11 @@ class StoredFile:
     data: bytes
     content_type: str
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @cached_property
+    def etag(self) -> str:
+        """S3's ETag of a single-part upload (hashed once: the CDN serves a file many times)."""
+        return f'"{hashlib.md5(self.data, usedforsecurity=False).hexdigest()}"'
 
 
 class AssetStore:

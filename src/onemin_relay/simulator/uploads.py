@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -108,7 +107,7 @@ def asset_response(
             "serverSideEncryption": None,
             "metadata": {"team-id": user["teamId"], "user-id": user["userId"], **multer},
             "location": f"https://asset.1min.ai.s3.us-east-1.amazonaws.com/{stored.key}",
-            "etag": f'"{hashlib.md5(stored.data, usedforsecurity=False).hexdigest()}"',
+            "etag": stored.etag,
         },
         "fileContent": {
             "uuid": stored.uuid,
@@ -132,7 +131,7 @@ def _file_response(request: Request, stored: StoredFile | None) -> Response:
     if stored is None:
         body = s3_error("NoSuchKey", "The specified key does not exist.")
         return Response(body, 404, media_type="application/xml")
-    headers = {"ETag": f'"{hashlib.md5(stored.data, usedforsecurity=False).hexdigest()}"'}
+    headers = {"ETag": stored.etag}
     content = b"" if request.method == "HEAD" else stored.data
     response = Response(content, 200, headers=headers, media_type=stored.content_type)
     response.headers["Content-Length"] = str(len(stored.data))

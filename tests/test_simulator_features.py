@@ -103,10 +103,24 @@ async def test_midjourney_always_makes_four_images(api: httpx.AsyncClient, model
 
 
 async def test_media_calls_are_billed_from_catalogue_prices(api: httpx.AsyncClient) -> None:
-    await record_of(api, "IMAGE_GENERATOR", "midjourney", prompt="x")  # fast mode: 10000 credits × 4 images
-    await record_of(api, "IMAGE_GENERATOR", "dall-e-3", prompt="x", quality="hd", size="1792x1024")  # 120000
+    """Prices from reference Appendix C; `usedCredit` shows what was billed before the call."""
+    leonardo_phoenix = "6b645e3a-d64f-4341-a6d8-7a3690fbf042"
+    calls: list[tuple[str, dict[str, Any], int]] = [
+        ("midjourney", {}, 10_000),  # fast mode, "10000 vs 5000 per job" (§8.1): one job, four images
+        ("dall-e-3", {"quality": "hd", "size": "1792x1024"}, 120_000),
+        ("dall-e-3", {}, 40_000),  # the provider's defaults: standard, 1024x1024
+        ("gpt-image-1", {"n": 2}, 2 * 42_000),  # default quality medium, 1024x1024, per image
+        ("dall-e-2", {}, 20_000),  # default 1024x1024
+        (leonardo_phoenix, {"size": "1024x1024", "n": 2}, 33_800),  # Leonardo prices the job by image count
+        ("stable-diffusion-xl-1024-v1-0", {}, 6_000),  # flat ALL
+    ]
+    billed = 0
+    for model, options, price in calls:
+        record = await record_of(api, "IMAGE_GENERATOR", model, prompt="x", **options)
+        assert record["teamUser"]["usedCredit"] == billed, model
+        billed += price
     after = await record_of(api, "IMAGE_GENERATOR", "stable-diffusion-xl-1024-v1-0", prompt="x")
-    assert after["teamUser"]["usedCredit"] == 40_000 + 120_000
+    assert after["teamUser"]["usedCredit"] == billed
 
 
 async def test_midjourney_aspect_numbers_are_one_to_seven(api: httpx.AsyncClient) -> None:

@@ -97,17 +97,22 @@ def chat_usage(
 
 
 def feature_credits(entry: dict[str, Any], prompt_object: dict[str, Any], count: int, scale: float) -> int:
-    """Credits of a media call from the flat, per-mode or per-size catalogue prices (never shown inline)."""
+    """Credits of a media call from the catalogue prices (never shown inline): a flat `ALL` price per result,
+    Midjourney's price per job by `mode`, or a price by quality and size with the provider's defaults
+    (Leonardo's tables go on to the number of images, pricing the whole job)."""
     prices = entry.get("creditMetadata", {})
-    unit = _price(prices, "ALL")
-    if not unit:
-        mode = prompt_object.get("mode", "fast")  # Midjourney's default mode
-        for selector in (mode, prompt_object.get("quality"), prompt_object.get("size")):
-            table = prices.get(selector) if isinstance(selector, str) else None
-            if isinstance(table, int | float):
-                unit = float(table)
-                break
-            if isinstance(table, dict) and isinstance(prompt_object.get("size"), str):
-                unit = _price(table, prompt_object["size"])
-                break
-    return round(unit * max(1, count) * scale)
+    if "ALL" in prices:
+        return round(_price(prices, "ALL") * max(1, count) * scale)
+    mode = prompt_object.get("mode", "fast")
+    if isinstance(mode, str) and isinstance(prices.get(mode), int | float):
+        return round(_price(prices, mode) * scale)  # one Midjourney job renders four images
+    quality = prompt_object.get("quality")
+    if not isinstance(quality, str) or quality not in prices:
+        quality = next((name for name in ("medium", "standard") if name in prices), "")
+    table = prices.get(quality)
+    table = table if isinstance(table, dict) else prices
+    size = prompt_object.get("size", "1024x1024")
+    price = table.get(size) if isinstance(size, str) else None
+    if isinstance(price, dict):
+        return round(_price(price, str(count)) * scale)
+    return round((float(price) if isinstance(price, int | float) else 0.0) * max(1, count) * scale)

@@ -388,6 +388,16 @@ def test_stream_sends_content_result_done(sim: SimulatorHandle) -> None:
     assert json.loads(events[-1][1]) == {"message": "Stream completed"}
 
 
+def test_stream_result_without_metadata_is_switchable(sim: SimulatorHandle) -> None:
+    """§18.1: whether the streamed `result` record carries the credit/token metadata is unconfirmed."""
+    sim.configure(stream_result_metadata=False)
+    events = stream_events(sim, chat_body("Tell me about AI"))
+    record = json.loads(events[-2][1])["aiRecord"]
+    assert [name for name, _ in events[-2:]] == ["result", "done"]
+    assert record["metadata"] is None
+    assert record["aiRecordDetail"]["resultObject"] == [expected_answer("Tell me about AI")]
+
+
 def test_stream_chunk_size_is_configurable(sim: SimulatorHandle) -> None:
     sim.configure(stream_chunk_chars=4, empty_first_content=False)
     pieces = contents(stream_events(sim, chat_body("hello")))

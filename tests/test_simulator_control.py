@@ -118,6 +118,16 @@ def test_rate_limit_per_key(sim: SimulatorHandle, http: httpx.Client) -> None:
     assert other_key.status_code == 200
 
 
+def test_retry_after_on_the_rate_limit_is_switchable(sim: SimulatorHandle, http: httpx.Client) -> None:
+    """§18.9: no rate-limit header is documented, so the relay must also cope with a bare 429."""
+    sim.configure(rate_limit_per_minute=1, rate_limit_retry_after=False)
+    http.post("/api/chat-with-ai", json=CHAT_BODY)
+    limited = http.post("/api/chat-with-ai", json=CHAT_BODY)
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "RATE_LIMITED"
+    assert "retry-after" not in limited.headers
+
+
 def test_credit_limit_per_key(sim: SimulatorHandle, http: httpx.Client) -> None:
     sim.configure(credit_limit=1)
     first = http.post("/api/chat-with-ai", json=CHAT_BODY)

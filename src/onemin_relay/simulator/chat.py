@@ -222,7 +222,10 @@ async def chat_events(call: Call, turn: Turn) -> AsyncIterator[str]:
         return
     if call.fault("duplicate-final"):
         yield sse.event("content", {"content": turn.answer})
-    yield sse.event("result", {"aiRecord": finish_turn(call, turn)})
+    record = finish_turn(call, turn)
+    if not config.stream_result_metadata:
+        record["metadata"] = None
+    yield sse.event("result", {"aiRecord": record})
     yield sse.event("done", {"message": "Stream completed"})
 
 

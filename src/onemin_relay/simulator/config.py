@@ -34,6 +34,9 @@ class SimulatorConfig(BaseModel):
     empty_first_content: bool = Field(
         True, description='Open streams with `content: ""` as the live API does'
     )
+    stream_result_metadata: bool = Field(
+        True, description="§18.1: the streamed `result` record carries the credit/token metadata (else null)"
+    )
     done_after_error: bool = Field(False, description="§18.2: send `done` after a mid-stream `error`")
     failed_status: Literal["FAILED", "FAILURE"] = Field(
         "FAILED", description="§18.4: status of failed records"
@@ -45,6 +48,7 @@ class SimulatorConfig(BaseModel):
 
     # --- accounting ----------------------------------------------------------------------------------
     rate_limit_per_minute: int = Field(180, ge=0, description="Requests per key per minute; 0 = unlimited")
+    rate_limit_retry_after: bool = Field(True, description="§18.9: a rate-limit 429 carries Retry-After")
     credit_limit: int = Field(214_748_364, ge=0, description="teamUser.creditLimit of every key")
     credit_scale: float = Field(
         1.0, ge=0, description="credits = tokens × creditMetadata price × scale (§14)"

@@ -132,7 +132,8 @@ async def open_call(
     hashed = key_hash(api_key)
     retry_after = state.limiter.hit(hashed, config.rate_limit_per_minute)
     if retry_after is not None:
-        raise shape_a(429, "RATE_LIMITED", "Too many requests", headers={"Retry-After": str(retry_after)})
+        headers = {"Retry-After": str(retry_after)} if config.rate_limit_retry_after else None
+        raise shape_a(429, "RATE_LIMITED", "Too many requests", headers=headers)
 
     faults = collect_faults(request, state, scopes, body, shape)
     call = Call(request, state, api_key, hashed, body, faults, shape)

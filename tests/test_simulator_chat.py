@@ -333,6 +333,26 @@ async def test_history_is_kept_and_limited_by_history_message_limit(api: httpx.A
     assert third["metadata"]["inputToken"] > second["metadata"]["inputToken"]  # history is billed as input
 
 
+async def test_history_is_bounded_in_characters_over_all_conversations(make_api: Factory) -> None:
+    """Only a count bound (200 messages × 10000 conversations) held the history: with 32 MiB prompts that is
+    unbounded. Past `history_chars`, the oldest messages go, other conversations' first."""
+    api = make_api(history_chars=3000)
+    first = (await new_conversation(api)).json()["conversation"]["uuid"]
+    second = (await new_conversation(api)).json()["conversation"]["uuid"]
+    prompts = [letter * 1000 for letter in "abcd"]  # each exchange keeps 1000 + ~150 characters
+
+    async def ask(conversation_id: str, prompt: str) -> list[str]:
+        response = await api.post("/api/chat-with-ai", json=chat_body(prompt, conversationId=conversation_id))
+        assert response.status_code == 200
+        result: list[str] = response.json()["aiRecord"]["aiRecordDetail"]["resultObject"]
+        return result
+
+    await ask(first, prompts[0])
+    await ask(first, prompts[1])
+    await ask(second, prompts[2])  # over 3000: the first conversation's oldest message goes
+    assert await ask(first, prompts[3]) == [expected_answer(prompts[3], history=3)]
+
+
 async def test_conversations_belong_to_their_key(api: httpx.AsyncClient) -> None:
     conversation_id = (await new_conversation(api)).json()["conversation"]["uuid"]
     body = chat_body("hi", conversationId=conversation_id)

@@ -162,7 +162,7 @@ def finish_turn(call: Call, turn: Turn) -> dict[str, Any]:
     if call.fault("zero-tokens"):
         usage = {**usage, "inputToken": 0, "outputToken": 0, "totalToken": 0}
     if turn.conversation is not None and not failed:
-        turn.conversation.remember(turn.prompt, turn.answer)
+        call.state.remember(turn.conversation, turn.prompt, turn.answer)
     return ai_record(
         call,
         model=turn.model,
@@ -307,5 +307,5 @@ async def delete_conversation(request: Request) -> Response:
     conversation = call.state.conversations.get(request.path_params["uuid"])
     if conversation is None or conversation.owner != call.key_hash:
         raise shape_a(404, "NOT_FOUND", "Conversation not found")
-    del call.state.conversations[conversation.uuid]
+    call.state.drop_conversation(conversation.uuid)
     return JSONResponse({"conversation": conversation_json(conversation, "DELETED")})

@@ -66,6 +66,9 @@ class SimulatorConfig(BaseModel):
         100 * MiB, gt=0, description="Largest single upload (§18.6: real limit unknown)"
     )
     max_json_bytes: int = Field(32 * MiB, gt=0)
+    history_chars: int = Field(
+        64 * MiB, ge=0, description="Characters of conversation history kept in all; the oldest messages go"
+    )
     async_polls: int = Field(1, ge=0, description="Polls of an async record that still answer PROCESSING")
     public_base_url: str | None = Field(
         None, description="Base of CDN/signed URLs; default: the request's own"

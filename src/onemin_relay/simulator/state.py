@@ -26,9 +26,9 @@ class Conversation:
     created_at: str
     messages: list[str] = field(default_factory=list)  # user and assistant turns, oldest first
 
-    def remember(self, prompt: str, answer: str) -> None:
-        self.messages.extend((prompt, answer))
-        del self.messages[:-MAX_MESSAGES]
+    def forget_oldest(self) -> int:
+        """Drop the oldest message; return its length."""
+        return len(self.messages.pop(0))
 
 
 @dataclass
@@ -87,6 +87,7 @@ class SimulatorState:
         self.config = config
         self.assets = AssetStore(config.asset_store_bytes)
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self.history_chars = 0  # characters in all conversations' messages
         self.results: OrderedDict[str, PendingResult] = OrderedDict()
         self.ledger = CreditLedger()
         self.limiter = RateLimiter()
@@ -103,6 +104,7 @@ class SimulatorState:
         self.configure(self.initial_config)
         self.assets.clear()
         self.conversations.clear()
+        self.history_chars = 0
         self.results.clear()
         self.ledger.clear()
         self.limiter.clear()
@@ -112,7 +114,27 @@ class SimulatorState:
     def add_conversation(self, conversation: Conversation) -> None:
         self.conversations[conversation.uuid] = conversation
         while len(self.conversations) > MAX_CONVERSATIONS:
-            self.conversations.popitem(last=False)
+            self.drop_conversation(next(iter(self.conversations)))
+
+    def drop_conversation(self, uuid: str) -> None:
+        dropped = self.conversations.pop(uuid)
+        self.history_chars -= sum(map(len, dropped.messages))
+
+    def remember(self, conversation: Conversation, prompt: str, answer: str) -> None:
+        """Add a turn to `conversation` (unless it was deleted meanwhile), within `MAX_MESSAGES` per
+        conversation and `config.history_chars` in all: other conversations' oldest messages go first."""
+        if self.conversations.get(conversation.uuid) is not conversation:
+            return
+        conversation.messages.extend((prompt, answer))
+        self.history_chars += len(prompt) + len(answer)
+        while len(conversation.messages) > MAX_MESSAGES:
+            self.history_chars -= conversation.forget_oldest()
+        if self.history_chars <= self.config.history_chars:
+            return
+        others = [other for other in self.conversations.values() if other is not conversation]
+        for victim in (*others, conversation):
+            while self.history_chars > self.config.history_chars and victim.messages:
+                self.history_chars -= victim.forget_oldest()
 
     def add_result(self, uuid: str, pending: PendingResult) -> None:
         self.results[uuid] = pending

@@ -89,7 +89,6 @@ class Call:
 
     request: Request
     state: SimulatorState
-    api_key: str
     key_hash: str
     body: Any
     faults: Faults
@@ -136,7 +135,7 @@ async def open_call(
         raise shape_a(429, "RATE_LIMITED", "Too many requests", headers=headers)
 
     faults = collect_faults(request, state, scopes, body, shape)
-    call = Call(request, state, api_key, hashed, body, faults, shape)
+    call = Call(request, state, hashed, body, faults, shape)
     await apply_http_faults(call)
     if call.fault("insufficient-credits") or state.ledger.used(hashed) >= config.credit_limit:
         chosen = config.insufficient_credits_shape
@@ -172,7 +171,7 @@ async def apply_public_faults(request: Request) -> None:
     """Faults on key-less routes (catalogue, CDN): only those armed for their path or sent in X-Sim-Fault."""
     state = sim_state(request)
     faults = collect_faults(request, state, {"http"}, None, "B")
-    await apply_http_faults(Call(request, state, "", "", None, faults, "B"))
+    await apply_http_faults(Call(request, state, "", None, faults, "B"))
 
 
 async def apply_http_faults(call: Call) -> None:

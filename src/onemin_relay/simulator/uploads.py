@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message
 
-from onemin_relay.simulator.assets import UPLOAD_TYPES, StoredFile, extension_of, safe_name
+from onemin_relay.simulator.assets import UPLOAD_FOLDERS, StoredFile, extension_of, safe_name
 from onemin_relay.simulator.errors import shape_b
 from onemin_relay.simulator.gateway import (
     Call,
@@ -58,11 +58,11 @@ async def upload_asset(request: Request) -> Response:
     except MultiPartException as exc:
         raise shape_b(400, "INVALID_REQUEST", f"Malformed multipart body: {exc.message}") from None
     extension = extension_of(filename)
-    if extension not in UPLOAD_TYPES:
+    if extension not in UPLOAD_FOLDERS:
         raise shape_b(400, "UNSUPPORTED_FILE_TYPE", "The file type isn't supported")
     if len(data) > limit:
         raise shape_b(413, "FILE_TOO_LARGE", f"The file is larger than {limit} bytes")
-    folder, _ = UPLOAD_TYPES[extension]
+    folder = UPLOAD_FOLDERS[extension]
     key = call.state.assets.new_key(folder, safe_name(filename))
     stored = call.state.assets.put(key, data, "application/octet-stream")
     return JSONResponse(asset_response(call, stored, filename, mimetype, extension))
@@ -86,7 +86,7 @@ def asset_response(
     user = team_user(call, call.state.ledger.used(call.key_hash))
     original = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
     characters = 0
-    if UPLOAD_TYPES[extension][0] == "documents":
+    if UPLOAD_FOLDERS[extension] == "documents":
         characters = (
             len(stored.data.decode("utf-8", "replace"))
             if extension in TEXT_DOCUMENTS

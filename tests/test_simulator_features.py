@@ -462,6 +462,27 @@ async def test_async_poll_count_is_configurable(make_api: Factory) -> None:
     assert (await api.get(f"/api/results/{submitted['uuid']}")).json()["aiRecord"]["status"] == "SUCCESS"
 
 
+async def test_async_results_are_bounded_in_bytes(make_api: Factory) -> None:
+    """Only a count (10000 records) bounded the results waiting to be polled, each echoing its promptObject:
+    past `async_results_bytes` the oldest are forgotten, and polling them answers `{"aiRecord": null}`."""
+    api = make_api(async_polls=0, async_results_bytes=5000)
+    uuids = []
+    for letter in "abc":
+        body = {
+            "type": "IMAGE_GENERATOR",
+            "model": "dall-e-3",
+            "async": True,
+            "promptObject": {"prompt": letter * 2000},
+        }
+        uuids.append((await api.post("/api/features", json=body)).json()["aiRecord"]["uuid"])
+
+    oldest = (await api.get(f"/api/results/{uuids[0]}")).json()
+    newest = (await api.get(f"/api/results/{uuids[-1]}")).json()["aiRecord"]
+    assert oldest == {"aiRecord": None}
+    assert newest["status"] == "SUCCESS"
+    assert newest["aiRecordDetail"]["promptObject"]["prompt"] == "c" * 2000
+
+
 async def test_failed_async_call_ends_in_failure(api: httpx.AsyncClient) -> None:
     body = {
         "type": "IMAGE_GENERATOR",

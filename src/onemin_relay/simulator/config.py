@@ -69,6 +69,9 @@ class SimulatorConfig(BaseModel):
     history_chars: int = Field(
         64 * MiB, ge=0, description="Characters of conversation history kept in all; the oldest messages go"
     )
+    async_results_bytes: int = Field(
+        64 * MiB, ge=0, description="Request bytes of async records kept for polling; oldest forgotten first"
+    )
     async_polls: int = Field(1, ge=0, description="Polls of an async record that still answer PROCESSING")
     public_base_url: str | None = Field(
         None, description="Base of CDN/signed URLs; default: the request's own"

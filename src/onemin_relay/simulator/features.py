@@ -121,7 +121,8 @@ def processing(record: dict[str, Any]) -> dict[str, Any]:
 
 def submit_async(call: Call, record: dict[str, Any], failed: bool) -> dict[str, Any]:
     final = {**record, "status": call.state.config.result_failed_status} if failed else record
-    call.state.add_result(record["uuid"], PendingResult(call.key_hash, final, call.state.config.async_polls))
+    pending = PendingResult(call.key_hash, final, call.state.config.async_polls, call.body_bytes)
+    call.state.add_result(record["uuid"], pending)
     return processing(record)
 
 

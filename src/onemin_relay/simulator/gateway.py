@@ -93,6 +93,7 @@ class Call:
     body: Any
     faults: Faults
     shape: Shape
+    body_bytes: int = 0  # size of the JSON body on the wire
 
     @property
     def base_url(self) -> str:
@@ -114,15 +115,17 @@ async def open_call(
     state = sim_state(request)
     config = state.config
     body: Any = None
+    body_bytes = 0
     if json_body:
         raw = await read_capped(request, config.max_json_bytes, shape)
+        body_bytes = len(raw)
         if raw.strip():
             try:
                 # a hostile 32 MiB body takes most of a second to parse: not on the event loop
                 body = json.loads(raw) if len(raw) < LARGE_BODY else await asyncio.to_thread(json.loads, raw)
             except (ValueError, RecursionError):
                 raise api_error(shape, 400, "INVALID_REQUEST", "Request body is not valid JSON") from None
-        state.log.keep_body(log_entry(request), body, len(raw))
+        state.log.keep_body(log_entry(request), body, body_bytes)
 
     api_key = request.headers.get("api-key", "").strip()
     allowed = config.api_keys
@@ -135,7 +138,7 @@ async def open_call(
         raise shape_a(429, "RATE_LIMITED", "Too many requests", headers=headers)
 
     faults = collect_faults(request, state, scopes, body, shape)
-    call = Call(request, state, hashed, body, faults, shape)
+    call = Call(request, state, hashed, body, faults, shape, body_bytes)
     await apply_http_faults(call)
     if call.fault("insufficient-credits") or state.ledger.used(hashed) >= config.credit_limit:
         chosen = config.insufficient_credits_shape

@@ -38,6 +38,7 @@ class PendingResult:
     owner: str
     record: dict[str, Any]
     polls_left: int
+    size: int  # bytes of the request it answers, standing in for the record's own size
 
 
 class RequestLog:
@@ -89,6 +90,7 @@ class SimulatorState:
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
         self.history_chars = 0  # characters in all conversations' messages
         self.results: OrderedDict[str, PendingResult] = OrderedDict()
+        self.results_bytes = 0
         self.ledger = CreditLedger()
         self.limiter = RateLimiter()
         self.faults = FaultBook()
@@ -106,6 +108,7 @@ class SimulatorState:
         self.conversations.clear()
         self.history_chars = 0
         self.results.clear()
+        self.results_bytes = 0
         self.ledger.clear()
         self.limiter.clear()
         self.faults.clear()
@@ -137,9 +140,13 @@ class SimulatorState:
                 self.history_chars -= victim.forget_oldest()
 
     def add_result(self, uuid: str, pending: PendingResult) -> None:
+        """Keep `pending` for polling; the oldest go past `MAX_RESULTS` or `config.async_results_bytes`."""
         self.results[uuid] = pending
-        while len(self.results) > MAX_RESULTS:
-            self.results.popitem(last=False)
+        self.results_bytes += pending.size
+        while len(self.results) > 1 and (
+            len(self.results) > MAX_RESULTS or self.results_bytes > self.config.async_results_bytes
+        ):
+            self.results_bytes -= self.results.popitem(last=False)[1].size
 
 
 def now_iso() -> str:

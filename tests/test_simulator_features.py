@@ -293,6 +293,17 @@ async def test_tts_returns_the_json_envelope_and_a_real_mp3(api: httpx.AsyncClie
     assert frame[104:106] == frame[:2]
 
 
+async def test_tts_can_answer_with_the_bare_audio_as_its_docs_page_claims(make_api: Factory) -> None:
+    """§9.1/§18.13: live calls return the JSON envelope, the docs page claims the binary file: a switch."""
+    api = make_api(tts_binary=True)
+    options = {"text": "Hello", "voice": "alloy", "response_format": "wav"}
+    response = await feature(api, "TEXT_TO_SPEECH", "tts-1", **options)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(response.content)) as reader:
+        assert reader.getnframes() > 0
+
+
 async def test_tts_wav_is_a_valid_wave_file(api: httpx.AsyncClient) -> None:
     _, audio = await speech(api, "Wave hello", response_format="wav")
     with wave.open(io.BytesIO(audio)) as reader:

@@ -44,6 +44,9 @@ class SimulatorConfig(BaseModel):
     result_failed_status: Literal["FAILED", "FAILURE"] = Field(
         "FAILURE", description="§18.4: status of failed records on GET /api/results/{uuid}"
     )
+    tts_binary: bool = Field(
+        False, description="§18.13: TEXT_TO_SPEECH answers the bare audio file, as its docs page claims"
+    )
     legacy_chat: bool = Field(False, description="Accept CHAT_WITH_* on /api/features (raw-text streaming)")
 
     # --- accounting ----------------------------------------------------------------------------------

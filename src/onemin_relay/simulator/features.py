@@ -85,6 +85,9 @@ async def features(request: Request) -> Response:
         record["temporaryUrl"] = call.state.assets.signed_url(call.base_url, result_object[0])
     if body.get("async") is True:
         return JSONResponse({"aiRecord": submit_async(call, record, failed)})
+    speech = call.state.assets.get(result_object[0]) if feature == "TEXT_TO_SPEECH" else None
+    if call.state.config.tts_binary and speech is not None and not failed:
+        return Response(speech.data, media_type=speech.content_type)  # §18.13: what the docs page claims
     return JSONResponse({"aiRecord": record})
 
 

@@ -21,6 +21,14 @@ async def test_upload_reply_matches_the_reference(api: httpx.AsyncClient) -> Non
     body = response.json()
     asset, content = body["asset"], body["fileContent"]
     assert set(body) == {"asset", "fileContent"}
+    assert set(asset) == {  # every field of the §6.2 example
+        "fieldname", "originalname", "encoding", "mimetype", "size", "bucket", "key", "acl", "contentType",
+        "contentDisposition", "contentEncoding", "storageClass", "serverSideEncryption", "metadata",
+        "location", "etag",
+    }  # fmt: skip
+    assert set(content) == {"uuid", "path", "type", "name", "content", "status", "metadata", "createdAt"}
+    multer = {"fieldname", "originalname", "encoding", "mimetype"}
+    assert set(asset["metadata"]) == {"team-id", "user-id", *multer}
     assert re.fullmatch(f"images/{KEY_FORMAT}photo.png", asset["key"])
     assert asset["key"] == content["path"]
     assert content["name"] == asset["key"].split("/", 1)[1]

@@ -49,8 +49,16 @@ async def test_answer_is_result_object_zero_with_the_documented_record(api: http
     assert record["model"] == "gpt-4o-mini"
     assert record["modelDetail"] == {"name": "gpt-4o-mini", "provider": "OPENAI"}
     assert record["conversationId"] is None
-    assert set(record) >= {"uuid", "userId", "teamId", "teamUser", "rating", "feedback", "createdAt"}
+    assert set(record) == {  # §2, the fields of the §3.5 example plus the original docs' additionalData
+        "uuid", "userId", "teamId", "teamUser", "model", "type", "metadata", "rating", "feedback",
+        "conversationId", "status", "createdAt", "aiRecordDetail", "modelDetail", "additionalData",
+    }  # fmt: skip
+    assert set(record["teamUser"]) == {  # §2.1
+        "teamId", "userId", "userName", "userAvatar", "status", "role", "creditLimit", "usedCredit",
+        "createdAt", "createdBy", "updatedAt", "updatedBy",
+    }  # fmt: skip
     assert record["teamUser"]["teamId"] == record["teamId"]
+    assert record["teamUser"]["userId"] == record["userId"]
 
 
 def test_answers_carry_multibyte_text() -> None:

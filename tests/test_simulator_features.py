@@ -123,6 +123,30 @@ async def test_media_calls_are_billed_from_catalogue_prices(api: httpx.AsyncClie
     assert after["teamUser"]["usedCredit"] == billed
 
 
+@pytest.mark.parametrize(
+    ("option", "value"), [("size", "auto"), ("quality", "auto"), ("background", "auto"), ("size", "512x512")]
+)
+async def test_gpt_image_1_takes_only_the_documented_values(
+    api: httpx.AsyncClient, option: str, value: str
+) -> None:
+    """§8.1: size 1024x1024|1024x1536|1536x1024, quality low|medium|high, background opaque|transparent —
+    no OpenAI `auto` (the relay must resolve it before sending)."""
+    detail = provider_detail(
+        await feature(api, "IMAGE_GENERATOR", "gpt-image-1", prompt="x", **{option: value})
+    )
+    assert detail["name"] == f"invalid_{option}"
+
+
+async def test_gpt_image_1_edits_default_their_background_to_auto(api: httpx.AsyncClient) -> None:
+    """§8.3: the editor's `background` defaults to `auto`, so there it is a value."""
+    source = (await record_of(api, "IMAGE_GENERATOR", "dall-e-2", prompt="cat"))["aiRecordDetail"]
+    image = source["resultObject"][0]
+    record = await record_of(
+        api, "IMAGE_EDITOR", "gpt-image-1", imageUrl=image, prompt="x", background="auto"
+    )
+    assert len(record["aiRecordDetail"]["resultObject"]) == 1
+
+
 async def test_midjourney_aspect_numbers_are_one_to_seven(api: httpx.AsyncClient) -> None:
     detail = provider_detail(await feature(api, "IMAGE_GENERATOR", "midjourney", prompt="x", aspect_width=16))
     assert detail["name"] == "invalid_aspect_width"

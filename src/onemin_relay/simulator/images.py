@@ -129,11 +129,15 @@ def gpt_image_2_plan(prompt_object: dict[str, Any]) -> Plan:
     return Plan(integer(prompt_object, "n", 1, 1, 10), width, height)
 
 
-def gpt_image_plan(prompt_object: dict[str, Any]) -> Plan:
-    size = choice(prompt_object, "size", "1024x1024", (*GPT_IMAGE_SIZES, "auto"))
-    choice(prompt_object, "quality", "medium", ("low", "medium", "high", "auto"))
+def gpt_image_plan(prompt_object: dict[str, Any], *, editing: bool = False) -> Plan:
+    """§8.1 (and §8.3 for edits, whose `background` defaults to `auto`): no other `auto`."""
+    size = choice(prompt_object, "size", "1024x1024", GPT_IMAGE_SIZES)
+    choice(prompt_object, "quality", "medium", ("low", "medium", "high"))
     choice(prompt_object, "output_format", "png", ("png", "jpeg", "webp"))
-    choice(prompt_object, "background", "auto", ("opaque", "transparent", "auto"))
+    if editing:
+        choice(prompt_object, "background", "auto", ("opaque", "transparent", "auto"))
+    else:
+        choice(prompt_object, "background", "opaque", ("opaque", "transparent"))
     return Plan(integer(prompt_object, "n", 1, 1, 10), *dimensions(size))
 
 
@@ -256,7 +260,7 @@ async def inpaint(call: Call, model: dict[str, Any], prompt_object: dict[str, An
 
 def _edit_plan(model_id: str, prompt_object: dict[str, Any], source: StoredFile) -> Plan:
     if model_id in ("gpt-image-1", "gpt-image-1-mini"):
-        return gpt_image_plan(prompt_object)
+        return gpt_image_plan(prompt_object, editing=True)
     if model_id == "gpt-image-2":
         return gpt_image_2_plan(prompt_object)
     count = integer(prompt_object, "samples" if model_id.startswith("stable-diffusion") else "n", 1, 1, 10)

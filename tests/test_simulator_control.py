@@ -13,7 +13,7 @@ import pytest
 from onemin_relay.api.auth import key_hash
 from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
-from onemin_relay.simulator.limits import RateLimiter
+from onemin_relay.simulator.limits import CreditLedger, RateLimiter
 from tests.harness import KEY_A, KEY_B, KNOWN_KEYS, SimulatorHandle
 
 CHAT_BODY = {"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o-mini", "promptObject": {"prompt": "hi"}}
@@ -294,3 +294,11 @@ def test_rate_limiter_forgets_keys_idle_for_a_minute() -> None:
     now[0] = 61.0
     assert limiter.hit("fresh", 2) is None
     assert limiter.tracked_keys == 1
+
+
+def test_credit_ledger_keeps_a_bounded_number_of_keys() -> None:
+    """With no key list any key is accepted: the usage of the least recently billed keys goes first."""
+    ledger = CreditLedger(max_keys=2)
+    for key in ("a", "b", "a", "c"):
+        ledger.bill(key, 10)
+    assert (ledger.used("a"), ledger.used("b"), ledger.used("c")) == (20, 0, 10)

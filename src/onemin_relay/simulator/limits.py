@@ -46,10 +46,13 @@ class RateLimiter:
 
 
 class CreditLedger:
-    """Credits used per key; records show usage *before* the current call (it lags one request, §2.1)."""
+    """Credits used per key; records show usage *before* the current call (it lags one request, §2.1).
 
-    def __init__(self) -> None:
-        self._used: dict[str, int] = {}
+    Bounded: past `max_keys` keys, the least recently billed key's usage is forgotten."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._used: OrderedDict[str, int] = OrderedDict()
+        self._max_keys = max_keys
 
     def used(self, key_hash: str) -> int:
         return self._used.get(key_hash, 0)
@@ -58,6 +61,9 @@ class CreditLedger:
         """Add `credits`; return the usage before them (what `teamUser.usedCredit` shows)."""
         before = self.used(key_hash)
         self._used[key_hash] = before + max(0, credits)
+        self._used.move_to_end(key_hash)
+        while len(self._used) > self._max_keys:
+            self._used.popitem(last=False)
         return before
 
     def clear(self) -> None:

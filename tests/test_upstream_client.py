@@ -305,6 +305,28 @@ async def test_an_echoed_key_never_reaches_the_error(client: OneMinClient, upstr
     assert KEY not in error.message
 
 
+@pytest.mark.parametrize("cut", [0, 3, 9, 14])
+async def test_a_key_echoed_at_the_cut_leaves_no_prefix_in_the_error(
+    client: OneMinClient, upstream: Upstream, cut: int
+) -> None:
+    """An echoed key near the 500-character cut (or a quoted prefix of it) is masked before the cut."""
+    for before in (480, 492, 497):
+        message = "x" * before + f" key={KEY[: len(KEY) - cut]} rest"
+        upstream.script(Reply(401, {"success": False, "error": {"code": "UNAUTHORIZED", "message": message}}))
+        error = await failure(client.chat(KEY, CHAT))
+        assert KEY[:8] not in error.message
+        upstream.script(Reply(502, f"upstream said {message}", {"content-type": "text/plain"}))
+        assert KEY[:8] not in (await failure(client.chat(KEY, CHAT))).message
+
+
+async def test_a_key_prefix_in_a_streamed_error_is_masked(client: OneMinClient, upstream: Upstream) -> None:
+    chunks = [_sse("error", {"error": "y" * 490 + f" {KEY[:12]}"})]
+    upstream.script(Reply(headers=SSE_HEADERS, chunks=chunks))
+    got: list[StreamEvent] = []
+    await read_stream(client, got)
+    assert KEY[:8] not in got[0].text
+
+
 async def test_an_unsendable_key_is_refused_without_echo(client: OneMinClient, upstream: Upstream) -> None:
     bad_key = "sk-abc\r\nX-Injected: 1"
     error = await failure(client.chat(bad_key, CHAT))

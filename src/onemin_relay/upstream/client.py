@@ -35,8 +35,8 @@ import random
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import quote, unquote
@@ -198,6 +198,16 @@ def _required_record(body: Any, what: str) -> dict[str, Any]:
     return record
 
 
+@contextmanager
+def _masking(api_key: str) -> Iterator[None]:
+    """Whatever UpstreamError leaves the block carries neither the key nor an 8+ character prefix of it
+    (error bodies are masked before they are cut; this also covers error-shaped 200 answers)."""
+    try:
+        yield
+    except UpstreamError as exc:
+        raise redact(exc, api_key) from exc.__cause__
+
+
 def _check_succeeded(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("status", "SUCCESS") != "SUCCESS":
         raise failed_record_error(record)
@@ -326,29 +336,32 @@ class OneMinClient:
                 headers={"Accept": "text/event-stream"},
             )
 
-        started = time.perf_counter()
-        try:
-            response = await self._with_retries(
-                "POST /api/chat-with-ai?isStreaming=true", lambda: self._open(build(), api_key), billed=True
-            )
-        finally:
-            record_upstream_time(time.perf_counter() - started)
-        try:
-            if _media_type(response) == "text/event-stream":
-                stream = _SseStream(response, api_key)
-                try:
-                    yield stream.events
-                    await stream.drain()  # only on a normal exit: a failure or a cancel just closes
-                finally:
-                    await stream.aclose()
-            else:
-                events = await _json_stream_events(response)
-                try:
-                    yield events
-                finally:
-                    await events.aclose()
-        finally:
-            await response.aclose()
+        with _masking(api_key):
+            started = time.perf_counter()
+            try:
+                response = await self._with_retries(
+                    "POST /api/chat-with-ai?isStreaming=true",
+                    lambda: self._open(build(), api_key),
+                    billed=True,
+                )
+            finally:
+                record_upstream_time(time.perf_counter() - started)
+            try:
+                if _media_type(response) == "text/event-stream":
+                    stream = _SseStream(response, api_key)
+                    try:
+                        yield stream.events
+                        await stream.drain()  # only on a normal exit: a failure or a cancel just closes
+                    finally:
+                        await stream.aclose()
+                else:
+                    events = await _json_stream_events(response)
+                    try:
+                        yield events
+                    finally:
+                        await events.aclose()
+            finally:
+                await response.aclose()
 
     async def feature(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /api/features → the finished aiRecord.
@@ -384,10 +397,15 @@ class OneMinClient:
         """GET /api/results/{uuid} → the aiRecord, or None for an unknown (or impossible) id."""
         if not _SAFE_RESULT_ID.match(uuid):
             return None
-        body = await self._json_call(
-            "GET", f"/api/results/{uuid}", api_key, billed=False, read_timeout=self._settings.upstream_timeout
-        )
-        return _record_of(body)
+        with _masking(api_key):
+            body = await self._json_call(
+                "GET",
+                f"/api/results/{uuid}",
+                api_key,
+                billed=False,
+                read_timeout=self._settings.upstream_timeout,
+            )
+            return _record_of(body)
 
     async def upload_asset(
         self, api_key: str, filename: str, content: bytes | IO[bytes], content_type: str
@@ -408,7 +426,7 @@ class OneMinClient:
         )
         file = body.get("fileContent") if isinstance(body, dict) else None
         if not isinstance(file, dict):
-            raise error_from_payload(200, body) or invalid_response(
+            raise error_from_payload(200, body, secret=api_key) or invalid_response(
                 "1min.ai's asset answer lacks fileContent."
             )
         stored = body.get("asset") if isinstance(body.get("asset"), dict) else {}
@@ -557,7 +575,7 @@ class OneMinClient:
             body = b""
         finally:
             await response.aclose()
-        raise redact(error_from_response(response.status_code, response.headers, body), api_key or "")
+        raise error_from_response(response.status_code, response.headers, body, secret=api_key or "")
 
     async def _json_call(
         self, method: str, path: str, api_key: str | None, *, billed: bool, read_timeout: float, **kwargs: Any
@@ -584,10 +602,11 @@ class OneMinClient:
         self, path: str, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
     ) -> dict[str, Any]:
         """POST a billed call (chat, feature) → its aiRecord, not yet checked for success."""
-        body = await self._json_call(
-            "POST", path, api_key, billed=True, read_timeout=read_timeout, json=payload
-        )
-        return _required_record(body, what)
+        with _masking(api_key):
+            body = await self._json_call(
+                "POST", path, api_key, billed=True, read_timeout=read_timeout, json=payload
+            )
+            return _required_record(body, what)
 
     async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]], *, billed: bool) -> T:
         """Run `attempt` until it succeeds or a failure is not safe to retry (see the module docstring)."""
@@ -680,7 +699,7 @@ class _SseStream:
         try:
             async for event in chat_events(self._sse):
                 if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
-                    event = StreamEvent("error", short_message(event.text.replace(self._api_key, "***")))
+                    event = StreamEvent("error", short_message(event.text, secret=self._api_key))
                 self._finished = event.kind in ("done", "error")
                 yield event
         except httpx.RequestError as exc:

@@ -82,13 +82,39 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def short_message(message: str) -> str:
-    """One line of at most a few hundred characters: upstream text is shown to end users."""
-    message = " ".join(message.split())
+# A key is masked wherever at least this much of its start appears: a cut or a quoting upstream may leave
+# only a prefix of it in the text.
+_MIN_MASKED_PREFIX = 8
+
+
+def mask_secret(text: str, secret: str) -> str:
+    """`text` with the secret, and every run of 8+ of its leading characters, replaced by `***`."""
+    if not secret:
+        return text
+    if len(secret) < _MIN_MASKED_PREFIX:
+        return text.replace(secret, "***")
+    head = secret[:_MIN_MASKED_PREFIX]
+    parts: list[str] = []
+    position = 0
+    while (start := text.find(head, position)) != -1:
+        end = start + _MIN_MASKED_PREFIX
+        while end - start < len(secret) and end < len(text) and text[end] == secret[end - start]:
+            end += 1
+        parts += [text[position:start], "***"]
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def short_message(message: str, *, secret: str = "") -> str:
+    """One line of at most a few hundred characters: upstream text is shown to end users.
+
+    The secret is masked before the cut, so no prefix of it survives at the end of the line."""
+    message = " ".join(mask_secret(message, secret).split())
     return message if len(message) <= _MAX_MESSAGE_CHARS else message[: _MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def error_from_payload(status: int, payload: Any) -> UpstreamError | None:
+def error_from_payload(status: int, payload: Any, *, secret: str = "") -> UpstreamError | None:
     """Read the upstream's own error out of a decoded JSON body, or None if it holds none.
 
     Shape A `{"success": false, "error": {"code", "message", "details"?}}` (chat),
@@ -111,18 +137,24 @@ def error_from_payload(status: int, payload: Any) -> UpstreamError | None:
         if message is None:
             return None
         code = "HTTP_ERROR"
-    return UpstreamError(status, code.strip(), short_message(message or code), details=details)
+    error = UpstreamError(
+        status, code.strip(), short_message(message or code, secret=secret), details=details
+    )
+    return redact(error, secret)
 
 
-def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-    """Normalise a non-2xx answer (JSON in any known shape, HTML from Cloudflare, or anything else)."""
+def error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, secret: str = ""
+) -> UpstreamError:
+    """Normalise a non-2xx answer (JSON in any known shape, HTML from Cloudflare, or anything else);
+    `secret` (the caller's key) is masked out of whatever text upstream sent."""
     content_type = headers.get("content-type", "").lower()
     try:
-        error = error_from_payload(status, json.loads(body))
+        error = error_from_payload(status, json.loads(body), secret=secret)
     except ValueError:
         error = None
     if error is None:
-        error = UpstreamError(status, "HTTP_ERROR", _describe_non_json(status, content_type, body))
+        error = UpstreamError(status, "HTTP_ERROR", _describe_non_json(status, content_type, body, secret))
     retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is not None:
         error.retry_after = retry_after
@@ -130,14 +162,15 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     return error
 
 
-def _describe_non_json(status: int, content_type: str, body: bytes) -> str:
+def _describe_non_json(status: int, content_type: str, body: bytes, secret: str) -> str:
     message = f"1min.ai answered HTTP {status}"
     if b"cloudflare" in body[:4096].lower():
         return message + " from its Cloudflare front (the service is unreachable or refused the call)"
     if content_type.startswith("text/plain"):
-        text = body[:_MAX_MESSAGE_CHARS].decode("utf-8", "replace").strip()
+        # more than is shown, so that a key near the cut is still seen whole and masked
+        text = body[: 4 * _MAX_MESSAGE_CHARS].decode("utf-8", "replace").strip()
         if text and "<" not in text:
-            return short_message(f"{message}: {text}")
+            return short_message(f"{message}: {text}", secret=secret)
     return message
 
 
@@ -157,10 +190,14 @@ def invalid_response(message: str, status: int = 200) -> UpstreamError:
 
 
 def redact(error: UpstreamError, secret: str) -> UpstreamError:
-    """Blank out the caller's key should upstream ever echo it back in a message or details."""
-    if secret and secret in error.message:
-        error.message = error.message.replace(secret, "***")
+    """Blank out the caller's key (or a prefix of it) should upstream ever echo it in a message or details."""
+    if not secret:
+        return error
+    masked = mask_secret(error.message, secret)
+    if masked != error.message:
+        error.message = masked
         error.args = (f"{error.status} {error.code}: {error.message}",)
-    if secret and secret in json.dumps(error.details, default=str):
+    details = json.dumps(error.details, default=str)
+    if mask_secret(details, secret) != details:
         error.details = None
     return error

@@ -194,6 +194,23 @@ async def test_malformed_urls_are_refused(url: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a\x00b.png",
+        "http://127.0.0.1:9/a\x7fb.png",
+        "http://127.0.0.1:9/a\tb.png",
+        "http://127.0.0.1:9/a\nb.png",
+        "http://127.0.0.1:9/a b.png",
+        "http://127.0.0.1:9/" + "a" * 65_536,
+    ],
+)
+async def test_urls_httpx_cannot_send_are_refused_before_any_connection(url: str) -> None:
+    """Hosts that pass the address check (here: allowed private) must not let httpx.InvalidURL escape."""
+    with pytest.raises(FetchError, match=r"malformed|longer than"):
+        await fetch(url, OPEN)
+
+
+@pytest.mark.parametrize(
     ("address", "public"),
     [
         ("8.8.8.8", True),

@@ -24,6 +24,7 @@ import httpx
 from onemin_relay import USER_AGENT
 
 MAX_REDIRECTS = 5
+MAX_URL_CHARS = 16_384  # signed URLs run to a few kB; httpx refuses 64 kB with InvalidURL
 _CONNECT_ATTEMPT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -58,6 +59,8 @@ async def fetch(url: str, policy: FetchPolicy) -> Fetched:
         raise FetchError(f"fetching the URL took longer than {policy.timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"the URL could not be fetched ({type(exc).__name__})") from None
+    except httpx.InvalidURL:  # not an HTTPError; whatever urlsplit let through that httpx will not send
+        raise FetchError("the URL is malformed") from None
 
 
 async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
@@ -91,6 +94,10 @@ async def _send_to_first_reachable(
 
 async def _pinned_requests(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> list[httpx.Request]:
     """One request per checked IP address of `url`'s host, with the original Host header and TLS name."""
+    if len(url) > MAX_URL_CHARS:
+        raise FetchError(f"the URL is longer than {MAX_URL_CHARS} characters")
+    if any(char <= " " or char == "\x7f" for char in url):  # control characters or spaces: never sendable
+        raise FetchError("the URL is malformed (it holds spaces or control characters)")
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -188,7 +195,7 @@ async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetc
     if encoding not in {"", "identity"}:
         raise FetchError(f"the URL answered with {encoding}-compressed content; not fetched")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > policy.max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > policy.max_bytes:
         raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")
     body = bytearray()
     async for chunk in response.aiter_raw():

@@ -3,6 +3,7 @@ namespaced by the hash of the caller's key (another key's file is a 404, never a
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any, Literal, cast
@@ -107,7 +108,8 @@ async def list_files(request: Request) -> Response:
     owner = key_hash(caller_key(request))
     query = request.query_params
     limit_text = query.get("limit", str(_MAX_LIST_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_LIST_LIMIT:
+    # ASCII digits only: str.isdigit() also takes '¹', which int() does not
+    if not re.fullmatch(r"[0-9]{1,6}", limit_text) or not 1 <= int(limit_text) <= _MAX_LIST_LIMIT:
         raise invalid_request(
             f"Invalid value for 'limit': it must be an integer between 1 and {_MAX_LIST_LIMIT}.",
             param="limit",

@@ -188,7 +188,7 @@ async def multipart_form(
     limit_text = f"The upload exceeds the {max_file_bytes} byte limit for this endpoint."
     cap = max_file_bytes * max_files + _FORM_OVERHEAD
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise too_large(limit_text)
     parser = _WholePartsParser(
         request.headers,

@@ -477,7 +477,7 @@ class OneMinClient:
                 declared = response.headers.get("content-length", "")
                 body = (
                     None
-                    if declared.isdigit() and int(declared) > max_bytes
+                    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes
                     else await _read_capped(response, max_bytes)
                 )
             finally:

@@ -148,6 +148,45 @@ async def test_expired_files_are_hidden(open_store: OpenStore) -> None:
     assert await store.list_files(owner) == ([live], False)
 
 
+async def test_records_are_kept_per_kind_and_owner_until_deleted(open_store: OpenStore) -> None:
+    store = await open_store()
+    alice, bob = new_owner(), new_owner()
+    later = int(time.time()) + 3600
+    await store.put_record("response", alice, "resp_1", '{"turn": 1}', later)
+    await store.put_record("response", alice, "resp_1", '{"turn": 2}', later)  # replaced
+
+    assert await store.get_record("response", alice, "resp_1") == '{"turn": 2}'
+    assert await store.get_record("response", bob, "resp_1") is None
+    assert await store.get_record("other", alice, "resp_1") is None
+    assert await store.delete_record("response", bob, "resp_1") is False
+    assert await store.delete_record("response", alice, "resp_1") is True
+    assert await store.get_record("response", alice, "resp_1") is None
+    assert await store.delete_record("response", alice, "resp_1") is False
+
+
+async def test_expired_records_are_hidden_then_swept(open_store: OpenStore) -> None:
+    store = await open_store()
+    owner = new_owner()
+    now = time.time()
+    await store.put_record("response", owner, "resp_old", "{}", int(now) - 10)
+    await store.put_record("response", owner, "resp_new", "{}", int(now) + 3600)
+
+    assert await store.get_record("response", owner, "resp_old") is None
+    await store.delete_expired_records(now)
+    assert await store.get_record("response", owner, "resp_new") == "{}"
+
+
+async def test_sqlite_sweep_removes_expired_records(tmp_path: Path) -> None:
+    store = await open_state(settings_for("", tmp_path))
+    try:
+        now = time.time()
+        await store.put_record("response", new_owner(), "resp_1", "{}", int(now) + 60)
+        assert await store.delete_expired_records(now) == 0
+        assert await store.delete_expired_records(now + 61) == 1
+    finally:
+        await store.aclose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_sweeps_remove_expired_files_and_count_each_once(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path

@@ -67,6 +67,25 @@ class StateStore(ABC):
     async def delete_expired_files(self, now: float) -> int:
         """Remove every record whose expires_at <= now; return how many went."""
 
+    # Records: small JSON documents of one kind (e.g. "response") kept for an owner until `expires_at`.
+    # Other features keep what outlives a request here, without a table or key layout of their own.
+
+    @abstractmethod
+    async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
+        """Keep `value` (JSON text) under (kind, owner, record_id) until `expires_at` (unix seconds),
+        replacing what was there."""
+
+    @abstractmethod
+    async def get_record(self, kind: str, owner: str, record_id: str) -> str | None:
+        """The value, or None if there is none for this owner or it has expired."""
+
+    @abstractmethod
+    async def delete_record(self, kind: str, owner: str, record_id: str) -> bool: ...
+
+    @abstractmethod
+    async def delete_expired_records(self, now: float) -> int:
+        """Remove every record whose expires_at <= now (where the backend does not do it by itself)."""
+
     @abstractmethod
     async def ping(self) -> None:
         """Raise StateUnavailable when the backend cannot be reached."""

@@ -45,6 +45,10 @@ def _record_key(owner: str, file_id: str) -> str:
     return f"{_PREFIX}file:{owner}:{hashlib.sha256(file_id.encode()).hexdigest()[:32]}"
 
 
+def _generic_key(kind: str, owner: str, record_id: str) -> str:
+    return f"{_PREFIX}record:{kind}:{owner}:{hashlib.sha256(record_id.encode()).hexdigest()[:32]}"
+
+
 def _index_key(owner: str) -> str:
     return f"{_PREFIX}files:{owner}"
 
@@ -124,6 +128,32 @@ class MemcachedStateStore(StateStore):
     async def delete_expired_files(self, now: float) -> int:
         """memcached drops each record at its expiry (its TTL) by itself, and index entries of
         expired files are pruned whenever the index is rewritten; nothing is left to sweep."""
+        return 0
+
+    async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
+        # The id is kept beside the value (two ids hashing alike must not read each other's record), and
+        # the expiry too (memcached's own is rounded up to a whole second, at least one).
+        item = json.dumps([record_id, expires_at, value], separators=(",", ":")).encode()
+        with unavailable_on(_UNAVAILABLE, "memcached"):
+            await self._client.set(
+                _generic_key(kind, owner, record_id), item, expiry=_expiry(expires_at, time.time())
+            )
+
+    async def get_record(self, kind: str, owner: str, record_id: str) -> str | None:
+        key = _generic_key(kind, owner, record_id)
+        with unavailable_on(_UNAVAILABLE, "memcached"):
+            item = (await self._client.get(key)).get(key.encode())
+        if item is None:
+            return None
+        stored_id, expires_at, value = json.loads(item.value)
+        return str(value) if stored_id == record_id and expires_at > time.time() else None
+
+    async def delete_record(self, kind: str, owner: str, record_id: str) -> bool:
+        with unavailable_on(_UNAVAILABLE, "memcached"):
+            return bool(await self._client.delete(_generic_key(kind, owner, record_id)))
+
+    async def delete_expired_records(self, now: float) -> int:
+        """memcached drops each record at its expiry (its TTL) by itself."""
         return 0
 
     async def ping(self) -> None:

@@ -4,6 +4,7 @@ Layout (all keys under `onemin-relay:`):
   file:{owner}:{id}  the record as JSON, expiring at its retention time
   files:{owner}      sorted set of the owner's file ids, scored by created_at
   expiry             sorted set of "{owner}:{id}", scored by expires_at, for the retention sweep
+  record:{kind}:{owner}:{id}  a record (e.g. a stored response), expiring by itself at its expires_at
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def _record_key(owner: str, file_id: str) -> str:
 
 def _index_key(owner: str) -> str:
     return f"{_PREFIX}files:{owner}"
+
+
+def _generic_key(kind: str, owner: str, record_id: str) -> str:
+    return f"{_PREFIX}record:{kind}:{owner}:{record_id}"
 
 
 class RedisStateStore(StateStore):
@@ -109,6 +114,23 @@ class RedisStateStore(StateStore):
     async def _due_for_removal(self, now: float) -> list[str]:
         due = await self._redis.zrangebyscore(_EXPIRY, "-inf", now, start=0, num=_SWEEP_BATCH)
         return cast(list[str], due)
+
+    async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
+        with unavailable_on(_UNAVAILABLE, "Redis"):
+            await self._redis.set(_generic_key(kind, owner, record_id), value, exat=expires_at)
+
+    async def get_record(self, kind: str, owner: str, record_id: str) -> str | None:
+        with unavailable_on(_UNAVAILABLE, "Redis"):
+            value = await self._redis.get(_generic_key(kind, owner, record_id))
+        return cast(str | None, value)
+
+    async def delete_record(self, kind: str, owner: str, record_id: str) -> bool:
+        with unavailable_on(_UNAVAILABLE, "Redis"):
+            return bool(await self._redis.delete(_generic_key(kind, owner, record_id)))
+
+    async def delete_expired_records(self, now: float) -> int:
+        """Redis expires each record at its expires_at by itself."""
+        return 0
 
     async def ping(self) -> None:
         with unavailable_on(_UNAVAILABLE, "Redis"):

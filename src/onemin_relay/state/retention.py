@@ -1,4 +1,4 @@
-"""Background removal of expired files, on every backend, without ever blocking requests."""
+"""Background removal of expired files and records, on every backend, without ever blocking requests."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ async def run_retention(state: StateStore, settings: Settings) -> None:
     any bug) is logged and retried at the next interval: the task must outlive any error."""
     while True:
         try:
-            removed = await state.delete_expired_files(time.time())
+            now = time.time()
+            removed = await state.delete_expired_files(now) + await state.delete_expired_records(now)
         except StateUnavailable as exc:
             log.warning("file retention sweep skipped, will retry: %s", exc)
         except Exception:
             log.exception("file retention sweep failed, will retry")
         else:
             if removed:
-                log.info("file retention removed %d expired file record(s)", removed)
+                log.info("retention removed %d expired record(s)", removed)
         await asyncio.sleep(settings.retention_sweep_interval)

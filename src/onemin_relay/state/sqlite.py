@@ -35,6 +35,15 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_owner_age ON files (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, owner, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at);
 """
 
 # "The database cannot be used right now": locked too long, disk full, I/O error, connection closed.
@@ -127,6 +136,37 @@ class SQLiteStateStore(StateStore):
     async def delete_expired_files(self, now: float) -> int:
         with unavailable_on(_UNAVAILABLE, "SQLite state"):
             cursor = await self._db.execute("DELETE FROM files WHERE expires_at <= ?", (now,))
+            await self._db.commit()
+        return cursor.rowcount
+
+    async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
+        with unavailable_on(_UNAVAILABLE, "SQLite state"):
+            await self._db.execute(
+                "INSERT OR REPLACE INTO records (kind, owner, id, value, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (kind, owner, record_id, value, expires_at),
+            )
+            await self._db.commit()
+
+    async def get_record(self, kind: str, owner: str, record_id: str) -> str | None:
+        with unavailable_on(_UNAVAILABLE, "SQLite state"):
+            async with self._db.execute(
+                "SELECT value FROM records WHERE kind = ? AND owner = ? AND id = ? AND expires_at > ?",
+                (kind, owner, record_id, time.time()),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def delete_record(self, kind: str, owner: str, record_id: str) -> bool:
+        with unavailable_on(_UNAVAILABLE, "SQLite state"):
+            cursor = await self._db.execute(
+                "DELETE FROM records WHERE kind = ? AND owner = ? AND id = ?", (kind, owner, record_id)
+            )
+            await self._db.commit()
+        return cursor.rowcount > 0
+
+    async def delete_expired_records(self, now: float) -> int:
+        with unavailable_on(_UNAVAILABLE, "SQLite state"):
+            cursor = await self._db.execute("DELETE FROM records WHERE expires_at <= ?", (now,))
             await self._db.commit()
         return cursor.rowcount
 

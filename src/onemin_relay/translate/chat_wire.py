@@ -81,7 +81,7 @@ ContentPart = Annotated[
 ]
 
 
-def _text_or_list(value: Any) -> str | None:
+def text_or_list(value: Any) -> str | None:
     """The tag of a field that takes a string or an array (`content`, `stop`)."""
     if isinstance(value, str):
         return "<text>"
@@ -93,7 +93,7 @@ def _text_or_list(value: Any) -> str | None:
 Content = Annotated[
     Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<list>")],
     Discriminator(
-        _text_or_list,
+        text_or_list,
         custom_error_type="invalid_content",
         custom_error_message="content must be a string or an array of content parts",
     ),
@@ -156,7 +156,7 @@ class WebSearchOptions(_Wire):
 Stop = Annotated[
     Annotated[str, Tag("<text>")] | Annotated[list[Annotated[str, Field(min_length=1)]], Tag("<list>")],
     Discriminator(
-        _text_or_list,
+        text_or_list,
         custom_error_type="invalid_stop",
         custom_error_message="stop must be a string or an array of up to 4 strings",
     ),

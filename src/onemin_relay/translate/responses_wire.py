@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from onemin_relay.errors import invalid_request, validation_failed
+from onemin_relay.translate.chat_wire import text_or_list
 
 # OpenAI's bounds on `metadata` (Metadata in its specification).
 _METADATA_PAIRS, _METADATA_KEY, _METADATA_VALUE = 16, 64, 512
@@ -85,18 +86,10 @@ ContentPart = Annotated[
 ]
 
 
-def _text_or_list(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "<text>"
-    if isinstance(value, list | tuple):
-        return "<list>"
-    return None
-
-
 Content = Annotated[
     Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<list>")],
     Discriminator(
-        _text_or_list,
+        text_or_list,
         custom_error_type="invalid_content",
         custom_error_message="content must be a string or an array of content parts",
     ),
@@ -164,7 +157,7 @@ InputItem = Annotated[
 Input = Annotated[
     Annotated[str, Tag("<text>")] | Annotated[list[InputItem], Tag("<list>")],
     Discriminator(
-        _text_or_list,
+        text_or_list,
         custom_error_type="invalid_input",
         custom_error_message="input must be a string or an array of input items",
     ),

@@ -876,4 +876,4 @@ async def test_time_waiting_on_upstream_reaches_the_access_log(
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
             assert (await http.get("/")).status_code == 200
     [line] = [record for record in caplog.records if record.name == "onemin_relay.access"]
-    assert line.fields["upstream_ms"] > 0  # type: ignore[attr-defined]
+    assert line.fields["upstream_wait_ms"] > 0  # type: ignore[attr-defined]

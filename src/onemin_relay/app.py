@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from onemin_relay.api import audio, chat, files, images, models
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, service_unavailable
-from onemin_relay.observability import RequestContextMiddleware
+from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
 from onemin_relay.state.base import StateStore, StateUnavailable
 from onemin_relay.state.factory import open_state
@@ -42,6 +42,9 @@ class RelayContext:
     upstream: OneMinClient
     catalogue: ModelCatalogue
     state: StateStore
+    # Called with each finished request's record (access log first). Append at start-up; a listener must
+    # be quick and must not block: hand slow work (a database write) to a queue.
+    request_listeners: list[RequestListener]
 
 
 async def health(request: Request) -> Response:
@@ -83,6 +86,7 @@ def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
     """Build the relay. `upstream_transport` lets a caller route 1min.ai traffic elsewhere (benchmarks)."""
+    request_listeners: list[RequestListener] = [write_access_line]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,6 +97,7 @@ def create_app(
             upstream=upstream,
             catalogue=ModelCatalogue(upstream, settings),
             state=state,
+            request_listeners=request_listeners,
         )
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
         try:
@@ -113,7 +118,7 @@ def create_app(
         *files.routes,
     ]
     middleware = [
-        Middleware(RequestContextMiddleware),
+        Middleware(RequestContextMiddleware, listeners=request_listeners),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,

@@ -1,4 +1,12 @@
-"""Request ids, upstream timing and the one-line-per-request access log."""
+"""The per-request record, request ids, and the one-line-per-request access log.
+
+Every HTTP request gets one `RequestRecord`, reachable anywhere in its task (and in the tasks it starts)
+through `current_record()`. Whoever learns a fact fills it in: the middleware (status, durations, time to
+first byte), authentication (the caller, as a hash or relay key id — never a key), the routes (model
+asked, token usage), the upstream client (time waiting on 1min.ai, credits, upstream failures), the rate
+limiter (rejections). When the response is finished the record is handed to every request-end listener:
+the access log, the metrics, and whatever else registers (`RequestContextMiddleware(listeners=…)`).
+"""
 
 from __future__ import annotations
 
@@ -7,27 +15,132 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterator, MutableSequence
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("onemin_relay.access")
+log = logging.getLogger("onemin_relay")
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="-")
-_upstream_seconds: ContextVar[list[float] | None] = ContextVar("upstream_seconds", default=None)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MAX_MODEL_CHARS = 200
+
+
+@dataclass
+class RequestRecord:
+    """What one request did. Times are seconds (`time.perf_counter()` based) unless named otherwise.
+
+    Upstream time is kept two ways, because calls can run in parallel (`n` > 1, several downloads):
+    `upstream_wall` is how long at least one upstream exchange was open (never more than `duration`);
+    `upstream_sum` adds every exchange's own duration (can exceed `duration`).
+    """
+
+    request_id: str
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    route: str | None = None  # the route's path template (`/v1/files/{file_id}`), None when none matched
+    status: int = 500
+    stream: bool = False  # answered as text/event-stream
+    caller: str | None = None  # key hash or relay key id: who to bill; never a key
+    model: str | None = None  # as the client asked for it (bounded)
+    model_known: bool = False  # the catalogue knows it (safe as a metric label)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    credits: int = 0  # 1min.ai credits of every upstream record seen
+    credits_estimated: bool = False  # part of `credits` came from a price list, not from 1min.ai
+    upstream_calls: int = 0
+    upstream_sum: float = 0.0
+    # (status, code) of each failed upstream attempt, in order; status 0: no HTTP answer (connect, timeout)
+    upstream_errors: list[tuple[int, str]] = field(default_factory=list)
+    rejected_by: str | None = None  # "rate_limit", "budget", …: refused before any upstream call
+    first_byte: float | None = None  # seconds after `started` the first body byte (not an SSE comment) left
+    duration: float | None = None  # seconds after `started` the response was finished
+    _wall: float = 0.0
+    _open: int = 0
+    _open_since: float = 0.0
+
+    def upstream_wall(self, now: float | None = None) -> float:
+        """Seconds during which at least one upstream exchange was open (up to `now` for open ones)."""
+        if self._open:
+            return self._wall + ((now if now is not None else time.perf_counter()) - self._open_since)
+        return self._wall
+
+    @property
+    def upstream_error(self) -> str | None:
+        """The last upstream failure's code, if any attempt failed."""
+        return self.upstream_errors[-1][1] if self.upstream_errors else None
+
+    @contextmanager
+    def timing_upstream(self) -> Iterator[None]:
+        """Count the enclosed block as one upstream exchange (overlapping blocks add wall time once)."""
+        started = time.perf_counter()
+        if not self._open:
+            self._open_since = started
+        self._open += 1
+        try:
+            yield
+        finally:
+            ended = time.perf_counter()
+            self._open -= 1
+            if not self._open:
+                self._wall += ended - self._open_since
+            self.upstream_calls += 1
+            self.upstream_sum += ended - started
+
+
+RequestListener = Callable[[RequestRecord], None]
+
+_record: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)
+
+
+def current_record() -> RequestRecord:
+    """The record of the request being served; outside a request, a throw-away one (so callers never
+    need to check)."""
+    record = _record.get()
+    if record is None:
+        record = RequestRecord("-", "-", "-")
+    return record
 
 
 def current_request_id() -> str:
-    return _request_id.get()
+    record = _record.get()
+    return record.request_id if record is not None else "-"
 
 
-def record_upstream_time(seconds: float) -> None:
-    """Add time spent waiting on 1min.ai to the current request's total (shown in the access log)."""
-    bucket = _upstream_seconds.get()
-    if bucket is not None:
-        bucket.append(seconds)
+@contextmanager
+def timing_upstream() -> Iterator[None]:
+    """`with timing_upstream(): …` around one upstream exchange of the current request."""
+    with current_record().timing_upstream():
+        yield
+
+
+def note_usage(prompt_tokens: int, completion_tokens: int) -> None:
+    """The token usage the client is told about (or would be)."""
+    record = current_record()
+    record.prompt_tokens, record.completion_tokens = prompt_tokens, completion_tokens
+
+
+def note_model(model: str) -> None:
+    """The model as the client named it."""
+    current_record().model = model[:_MAX_MODEL_CHARS]
+
+
+def note_credits(credits: int | None, *, estimated: bool = False) -> None:
+    """Credits one upstream record cost (None: 1min.ai did not say)."""
+    if credits is None:
+        return
+    record = current_record()
+    record.credits += credits
+    record.credits_estimated = record.credits_estimated or estimated
+
+
+def note_upstream_error(status: int, code: str) -> None:
+    current_record().upstream_errors.append((status, code))
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,14 +176,52 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def write_access_line(record: RequestRecord) -> None:
+    """The access log's line for a finished request (a request-end listener)."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "duration_ms": _ms(record.duration),
+        "upstream_wait_ms": _ms(record.upstream_wall()),
+        "upstream_sum_ms": _ms(record.upstream_sum),
+        "upstream_calls": record.upstream_calls,
+    }
+    if record.first_byte is not None:
+        fields["first_byte_ms"] = _ms(record.first_byte)
+    if record.stream:
+        fields["stream"] = True
+    if record.model is not None:
+        fields["model"] = record.model
+    if record.credits:
+        fields["credits"] = record.credits
+    if record.upstream_errors:
+        fields["upstream_error"] = record.upstream_error
+    if record.rejected_by is not None:
+        fields["rejected_by"] = record.rejected_by
+    access_log.info("request", extra={"fields": fields})
+
+
+def _is_sse_comment(body: bytes) -> bool:
+    return all(line.startswith(b":") for line in body.split(b"\n") if line)
+
+
 class RequestContextMiddleware:
-    """Gives every request an id (echoed as `x-request-id`) and writes its access-log line.
+    """Gives every request its record and id (echoed as `x-request-id`), and hands the finished record to
+    each of `listeners` (by default only the access log).
 
     A pure ASGI middleware: it never buffers a body, so streams pass through as they are produced.
+    `listeners` is kept by reference: whoever holds the list may add listeners later (at start-up).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, listeners: MutableSequence[RequestListener] | None = None) -> None:
         self.app = app
+        self.listeners = listeners if listeners is not None else [write_access_line]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,36 +229,33 @@ class RequestContextMiddleware:
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}"
-        id_token = _request_id.set(request_id)
-        upstream: list[float] = []
-        timing_token = _upstream_seconds.set(upstream)
-        started = time.perf_counter()
-        status = 500
+        record = RequestRecord(request_id, scope["method"], scope["path"])
+        token = _record.set(record)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record.status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                record.stream = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
+                )
                 message = {**message, "headers": headers}
+            elif record.first_byte is None and message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if body and not (record.stream and _is_sse_comment(body)):  # keep-alives are not answers
+                    record.first_byte = time.perf_counter() - record.started
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        "upstream_ms": round(sum(upstream) * 1000, 1),
-                    }
-                },
-            )
-            _upstream_seconds.reset(timing_token)
-            _request_id.reset(id_token)
+            record.duration = time.perf_counter() - record.started
+            route = scope.get("route")
+            record.route = getattr(route, "path", None)
+            for listener in self.listeners:
+                try:
+                    listener(record)
+                except Exception:  # a sink's failure must not break the answer (already sent)
+                    log.exception("request-end listener %r failed", listener)
+            _record.reset(token)

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from onemin_relay.api.auth import caller_key, key_hash
 from onemin_relay.config import Settings, parse_memcached_url
 from onemin_relay.errors import OpenAIError
+from onemin_relay.observability import current_record
 
 log = logging.getLogger("onemin_relay.ratelimit")
 
@@ -172,6 +173,7 @@ class RateLimitMiddleware:
         if verdict is None:
             await self.app(scope, receive, send)
         elif not verdict.allowed:
+            current_record().rejected_by = "rate_limit"
             await verdict.error().response()(scope, receive, send)
         else:
             await self.app(scope, receive, _with_headers(send, verdict.headers()))

@@ -7,6 +7,7 @@ import hashlib
 from starlette.requests import Request
 
 from onemin_relay.errors import OpenAIError
+from onemin_relay.observability import current_record
 
 _MAX_KEY_LENGTH = 512
 
@@ -34,4 +35,5 @@ def caller_key(request: Request) -> str:
             "Malformed Authorization header: expected 'Bearer <your 1min.ai API key>'.",
             code="invalid_api_key",
         )
+    current_record().caller = key_hash(token)
     return token

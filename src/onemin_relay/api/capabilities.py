@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from onemin_relay.errors import OpenAIError, invalid_request
+from onemin_relay.observability import current_record
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 async def require_capability(context: RelayContext, model: str, feature: str, capability: str) -> ModelInfo:
     """The catalogue entry of `model` under `feature`; `capability` names the feature for people."""
     try:
-        return await context.catalogue.require(model, feature)
+        info = await context.catalogue.require(model, feature)
     except OpenAIError as exc:
         if exc.status == 404 and await context.catalogue.find(model) is not None:
             raise invalid_request(
@@ -24,3 +25,8 @@ async def require_capability(context: RelayContext, model: str, feature: str, ca
                 code="unsupported_model",
             ) from None
         raise
+    record = current_record()
+    record.model_known = True  # a catalogue model: bounded, so it may label metrics
+    if record.model is None:
+        record.model = model
+    return info

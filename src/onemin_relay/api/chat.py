@@ -17,6 +17,7 @@ from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.chat_media import all_or_nothing, resolve_attachments
 from onemin_relay.api.chat_stream import ChatStream, EventStreamResponse
 from onemin_relay.api.common import read_json, relay
+from onemin_relay.observability import note_model, note_usage
 from onemin_relay.translate.chat import (
     ChoiceResult,
     answer_text,
@@ -57,6 +58,7 @@ async def create_chat_completion(request: Request) -> Response:
     api_key = caller_key(request)
     context = relay(request)
     chat = parse_chat_request(await read_json(request))
+    note_model(chat.model)
     await load_encoding()  # answers are cut and counted with it
     model_id, online = split_online(chat.model)
     model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
@@ -98,13 +100,9 @@ async def _complete(
             counts = await asyncio.gather(count_tokens_off_loop(prompt), count_tokens_off_loop(text))
         counted.append((counts[0], counts[1]))
         credits += upstream_credits(record_metadata(record)) or 0
-    body = completion_object(
-        new_completion_id(records[0]),
-        int(time.time()),
-        chat.model,
-        choices,
-        usage_object(counted),
-    )
+    usage = usage_object(counted)
+    note_usage(usage["prompt_tokens"], usage["completion_tokens"])
+    body = completion_object(new_completion_id(records[0]), int(time.time()), chat.model, choices, usage)
     return JSONResponse(body, headers={"x-onemin-credits": str(credits)})
 
 

@@ -24,6 +24,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from onemin_relay.errors import OpenAIError
+from onemin_relay.observability import note_usage
 from onemin_relay.translate.chat import (
     answer_text,
     chunk_object,
@@ -223,7 +224,9 @@ class ChatStream:
                     local_prompt = await self.count_tokens(self.prompt)
                 counts = (local_prompt, await self.count_tokens(choice.limiter.text))
             counted.append((counts[0], counts[1]))
-        return usage_object(counted)
+        usage = usage_object(counted)
+        note_usage(usage["prompt_tokens"], usage["completion_tokens"])
+        return usage
 
 
 def _failure(item: object) -> OpenAIError | None:

@@ -46,7 +46,8 @@ from httpx_sse import EventSource
 
 from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
-from onemin_relay.observability import record_upstream_time
+from onemin_relay.observability import note_credits, note_upstream_error, timing_upstream
+from onemin_relay.translate.tokens import upstream_credits
 from onemin_relay.upstream.errors import (
     UpstreamError,
     error_from_payload,
@@ -214,6 +215,17 @@ def _check_succeeded(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _note_credits(record: dict[str, Any]) -> None:
+    metadata = record.get("metadata")
+    note_credits(upstream_credits(metadata if isinstance(metadata, dict) else None))
+
+
+def _noted(error: UpstreamError) -> UpstreamError:
+    """A mid-stream failure, counted in the request's record."""
+    note_upstream_error(error.status, error.code)
+    return error
+
+
 def _form_quote(value: str) -> str:
     """A multipart parameter value, escaped the way browsers (and httpx) do."""
     return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
@@ -303,6 +315,7 @@ class OneMinClient:
         record = await self._post_billed(
             "/api/chat-with-ai", api_key, payload, read_timeout=self._settings.upstream_timeout, what="chat"
         )
+        _note_credits(record)
         _check_succeeded(record)
         if record_text(record) is None:
             raise invalid_response("1min.ai answered the chat without any text (empty resultObject).")
@@ -336,16 +349,13 @@ class OneMinClient:
                 headers={"Accept": "text/event-stream"},
             )
 
-        with _masking(api_key):
-            started = time.perf_counter()
-            try:
-                response = await self._with_retries(
-                    "POST /api/chat-with-ai?isStreaming=true",
-                    lambda: self._open(build(), api_key),
-                    billed=True,
-                )
-            finally:
-                record_upstream_time(time.perf_counter() - started)
+        # The whole exchange is upstream time: until its end 1min.ai is what the caller waits on.
+        with _masking(api_key), timing_upstream():
+            response = await self._with_retries(
+                "POST /api/chat-with-ai?isStreaming=true",
+                lambda: self._open(build(), api_key),
+                billed=True,
+            )
             try:
                 if _media_type(response) == "text/event-stream":
                     stream = _SseStream(response, api_key)
@@ -391,6 +401,7 @@ class OneMinClient:
             if polled is None:
                 raise UpstreamError(200, "NOT_FOUND", "1min.ai no longer knows the record it was processing.")
             record = polled
+        _note_credits(record)
         return _check_succeeded(record)
 
     async def get_result(self, api_key: str, uuid: str) -> dict[str, Any] | None:
@@ -488,11 +499,8 @@ class OneMinClient:
                 )
             return body, _media_type(response)
 
-        started = time.perf_counter()
-        try:
+        with timing_upstream():
             return await self._with_retries(f"GET {url.host}", attempt, billed=False)
-        finally:
-            record_upstream_time(time.perf_counter() - started)
 
     def stream_download(
         self, key_or_url: str
@@ -507,23 +515,20 @@ class OneMinClient:
     @asynccontextmanager
     async def _stream_download(self, key_or_url: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
         url = self._resolve(key_or_url)
-        started = time.perf_counter()
-        try:
+        with timing_upstream():  # until the body is relayed: a slow client holds the exchange open too
             response = await self._with_retries(
                 f"GET {url.host}",
                 lambda: self._open(self._download_request(url), None, follow_redirects=True),
                 billed=False,
             )
-        finally:
-            record_upstream_time(time.perf_counter() - started)
-        try:
-            chunks = self._body_chunks(response)
             try:
-                yield _media_type(response), chunks
+                chunks = self._body_chunks(response)
+                try:
+                    yield _media_type(response), chunks
+                finally:
+                    await chunks.aclose()
             finally:
-                await chunks.aclose()
-        finally:
-            await response.aclose()
+                await response.aclose()
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -592,11 +597,8 @@ class OneMinClient:
                 raise invalid_response("1min.ai's answer is implausibly large.")
             return _decode_json(body)
 
-        started = time.perf_counter()
-        try:
+        with timing_upstream():
             return await self._with_retries(f"{method} {path}", attempt, billed=billed)
-        finally:
-            record_upstream_time(time.perf_counter() - started)
 
     async def _post_billed(
         self, path: str, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
@@ -619,6 +621,7 @@ class OneMinClient:
                 failure = error = exc
             except httpx.RequestError as exc:
                 failure, error = exc, _request_error(exc)
+            note_upstream_error(error.status, error.code)
             delay = None
             if retry < self._retry.max_retries and _may_retry(failure, billed=billed):
                 delay = error.retry_after if error.retry_after is not None else self._retry.backoff(retry)
@@ -641,7 +644,7 @@ class OneMinClient:
             async for chunk in response.aiter_bytes():
                 yield chunk
         except httpx.RequestError as exc:
-            raise _stream_error(exc) from exc
+            raise _noted(_stream_error(exc)) from exc
 
     # --- where we may go --------------------------------------------------------------------------
 
@@ -700,10 +703,13 @@ class _SseStream:
             async for event in chat_events(self._sse):
                 if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
                     event = StreamEvent("error", short_message(event.text, secret=self._api_key))
+                    note_upstream_error(200, "STREAM_ERROR")
+                elif event.kind == "result" and event.record is not None:
+                    _note_credits(event.record)
                 self._finished = event.kind in ("done", "error")
                 yield event
         except httpx.RequestError as exc:
-            raise _stream_error(exc) from exc
+            raise _noted(_stream_error(exc)) from exc
 
     async def drain(self) -> None:
         """After a finished answer, read the few bytes that end the body (bounded in time).
@@ -732,8 +738,10 @@ async def _json_stream_events(response: httpx.Response) -> AsyncGenerator[Stream
     try:
         body = await _read_capped(response, _JSON_BODY_LIMIT)
     except httpx.RequestError as exc:
-        raise _stream_error(exc) from exc
-    record = _check_succeeded(_required_record(_decode_json(body or b""), "stream"))
+        raise _noted(_stream_error(exc)) from exc
+    record = _required_record(_decode_json(body or b""), "stream")
+    _note_credits(record)
+    _check_succeeded(record)
     text = record_text(record)
     return _replay(
         [*([StreamEvent("content", text)] if text else []), StreamEvent("result", record=record), DONE]

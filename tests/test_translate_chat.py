@@ -10,21 +10,22 @@ from typing import Any
 import pytest
 import tiktoken
 
+from onemin_relay.core.types import ChoiceOut, Usage
 from onemin_relay.errors import OpenAIError
 from onemin_relay.translate.chat import (
-    ChoiceResult,
     answer_text,
     build_payload,
     build_prompt,
-    chunk_object,
-    completion_object,
     finish_reason,
     media_parts,
-    new_completion_id,
     split_online,
+)
+from onemin_relay.translate.chat_completions import (
+    chunk_object,
+    completion_object,
+    core_request,
+    new_completion_id,
     usage_chunk,
-    usage_object,
-    web_search_settings,
 )
 from onemin_relay.translate.chat_wire import ChatCompletionRequest, parse_chat_request
 from onemin_relay.translate.media import InvalidMedia, decode_base64, decode_data_url, extension_of
@@ -291,26 +292,10 @@ def test_online_suffix(model: str, expected: tuple[str, bool]) -> None:
     assert split_online(model) == expected
 
 
-def test_web_search_settings_follow_the_options_or_the_suffix() -> None:
-    plain = chat([HI])
-    assert web_search_settings(plain, online_suffix=False) is None
-    assert web_search_settings(plain, online_suffix=True) == {
-        "webSearch": True,
-        "numOfSite": 3,
-        "maxWord": 1000,
-    }
-    high = chat([HI], web_search_options={"search_context_size": "high"})
-    assert web_search_settings(high, online_suffix=False) == {
-        "webSearch": True,
-        "numOfSite": 5,
-        "maxWord": 2000,
-    }
-    empty = chat([HI], web_search_options={})
-    assert web_search_settings(empty, online_suffix=False) == {
-        "webSearch": True,
-        "numOfSite": 3,
-        "maxWord": 1000,
-    }
+def test_web_search_options_ask_for_a_search_context() -> None:
+    assert core_request(chat([HI])).web_search is None
+    assert core_request(chat([HI], web_search_options={"search_context_size": "high"})).web_search == "high"
+    assert core_request(chat([HI], web_search_options={})).web_search == "medium"
 
 
 def test_payload_minimal_and_full() -> None:
@@ -369,23 +354,14 @@ def test_a_stop_sequence_cut_reports_stop_even_when_upstream_ran_out_of_length()
 
 
 def test_completion_ids_come_from_the_record_when_there_is_one() -> None:
-    assert new_completion_id({"uuid": "12-34"}) == "chatcmpl-1234"
+    assert new_completion_id("12-34") == "chatcmpl-1234"
     assert new_completion_id().startswith("chatcmpl-")
 
 
-def test_usage_counts_the_prompt_once_and_every_completion() -> None:
-    assert usage_object([(3, 4)]) == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-    assert usage_object([(10, 4), (10, 6)]) == {
-        "prompt_tokens": 10,
-        "completion_tokens": 10,
-        "total_tokens": 20,
-    }
-
-
 def test_response_objects_match_the_openai_schema() -> None:
-    usage = usage_object([(3, 4)])
+    usage = Usage(3, 4)
     body = completion_object(
-        "chatcmpl-1", 1, "gpt-4o", [ChoiceResult("hi", "stop"), ChoiceResult("", "length")], usage
+        "chatcmpl-1", 1, "gpt-4o", (ChoiceOut("hi", (), "stop"), ChoiceOut("", (), "length")), usage
     )
     assert_matches_schema("CreateChatCompletionResponse", body)
     assert [c["index"] for c in body["choices"]] == [0, 1]

@@ -132,6 +132,9 @@ class CoreResult:
 
 @dataclass(frozen=True)
 class TextDelta:
+    """The next piece of a choice's text. The first event of every choice is a TextDelta with empty
+    text, sent as soon as upstream starts answering it (a dialect may open the choice then)."""
+
     choice: int
     text: str
 

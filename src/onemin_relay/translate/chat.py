@@ -2,12 +2,12 @@
 
 Request side: the OpenAI `messages` are folded into the single upstream `prompt` (transcript format in
 docs/chat.md), image/file parts are enumerated for upload, and the upstream payload is built.
-Response side: an aiRecord or stream events become `chat.completion` / `chat.completion.chunk` objects.
+Response side: the answer text and finish reason in an aiRecord. (Every dialect shares these through the
+chat core; the chat-completions wire objects are in `translate/chat_completions.py`.)
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,22 +15,21 @@ from typing import Any, Literal
 from onemin_relay.errors import invalid_request
 from onemin_relay.translate.chat_wire import (
     AudioPart,
-    ChatCompletionRequest,
     FilePart,
     ImagePart,
     Message,
     RefusalPart,
     TextPart,
     ToolCall,
-    WebSearchOptions,
 )
+from onemin_relay.translate.output import FinishReason
 from onemin_relay.upstream.sse import record_text
 
 CHAT_TYPE = "UNIFY_CHAT_WITH_AI"
 ONLINE_SUFFIX = ":online"
 # Upstream `finishReason` → OpenAI `finish_reason`. 1min.ai may pass on its providers' own words
 # (Anthropic `max_tokens`, Gemini `MAX_TOKENS`/`SAFETY`); anything else is a normal `stop`.
-FINISH_REASONS = {
+FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
     "content_filter": "content_filter",
@@ -161,15 +160,6 @@ def _render_content(message: Message, counters: dict[str, int], names: Mapping[s
     return "\n".join(pieces)
 
 
-def web_search_settings(request: ChatCompletionRequest, online_suffix: bool) -> dict[str, Any] | None:
-    """`webSearchSettings` when the client asked for web search (`web_search_options` or `:online`)."""
-    if request.web_search_options is None and not online_suffix:
-        return None
-    options = request.web_search_options or WebSearchOptions()
-    sites, words = SEARCH_CONTEXT[options.search_context_size or "medium"]
-    return {"webSearch": True, "numOfSite": sites, "maxWord": words}
-
-
 def build_payload(
     model: str,
     prompt: str,
@@ -190,12 +180,6 @@ def build_payload(
 # --- response side -----------------------------------------------------------------------------
 
 
-def new_completion_id(record: Mapping[str, Any] | None = None) -> str:
-    uuid = record.get("uuid") if record else None
-    suffix = uuid.replace("-", "") if isinstance(uuid, str) and uuid else secrets.token_hex(12)
-    return f"chatcmpl-{suffix}"
-
-
 def answer_text(record: dict[str, Any]) -> str:
     """The answer in an aiRecord (`aiRecordDetail.resultObject[0]`), or "" when it has none."""
     return record_text(record) or ""
@@ -206,83 +190,10 @@ def record_metadata(record: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
     return metadata if isinstance(metadata, Mapping) else None
 
 
-def finish_reason(relay_cut: str | None, record: Mapping[str, Any] | None) -> str:
+def finish_reason(relay_cut: FinishReason | None, record: Mapping[str, Any] | None) -> FinishReason:
     """The relay's own cut (`stop` sequence, `length` limit) wins; otherwise upstream's `finishReason`."""
     if relay_cut is not None:
         return relay_cut
     metadata = record_metadata(record)
     upstream = metadata.get("finishReason") if metadata else None
     return FINISH_REASONS.get(upstream.lower(), "stop") if isinstance(upstream, str) else "stop"
-
-
-def usage_object(counts: Sequence[tuple[int, int]]) -> dict[str, int]:
-    """OpenAI's usage for the (prompt, completion) token counts of each choice: like OpenAI with `n` > 1,
-    the prompt counts once (every upstream call got the same one) and the completions add up."""
-    prompt_tokens = max(prompt for prompt, _ in counts)
-    completion_tokens = sum(completion for _, completion in counts)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
-@dataclass(frozen=True)
-class ChoiceResult:
-    text: str
-    finish_reason: str
-
-
-def completion_object(
-    completion_id: str, created: int, model: str, choices: Sequence[ChoiceResult], usage: Mapping[str, int]
-) -> dict[str, Any]:
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [
-            {
-                "index": index,
-                "message": {"role": "assistant", "content": choice.text, "refusal": None, "annotations": []},
-                "logprobs": None,
-                "finish_reason": choice.finish_reason,
-            }
-            for index, choice in enumerate(choices)
-        ],
-        "usage": dict(usage),
-    }
-
-
-def chunk_object(
-    completion_id: str,
-    created: int,
-    model: str,
-    index: int,
-    delta: Mapping[str, Any],
-    finish: str | None = None,
-    *,
-    include_usage: bool = False,
-) -> dict[str, Any]:
-    chunk: dict[str, Any] = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": index, "delta": dict(delta), "logprobs": None, "finish_reason": finish}],
-    }
-    if include_usage:
-        chunk["usage"] = None
-    return chunk
-
-
-def usage_chunk(completion_id: str, created: int, model: str, usage: Mapping[str, int]) -> dict[str, Any]:
-    """The last chunk when `stream_options.include_usage` is set: no choices, the usage of the request."""
-    return {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": dict(usage),
-    }

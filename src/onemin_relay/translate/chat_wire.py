@@ -209,6 +209,11 @@ class ChatCompletionRequest(_Wire):
         return self.n or 1
 
     @property
+    def uses_legacy_functions(self) -> bool:
+        """The deprecated `functions` instead of `tools`: answers carry `function_call`."""
+        return bool(self.functions) and not self.tools
+
+    @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 

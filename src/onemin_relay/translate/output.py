@@ -11,7 +11,8 @@ from typing import Literal
 
 from onemin_relay.translate.tokens import count_tokens, truncate_to_tokens
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "content_filter"]
+Cut = Literal["stop", "length"]
 # Text over the token limit is held while more of it could still join the last token; at most this much.
 _MAX_UNSURE_CHARS = 2000
 
@@ -37,7 +38,8 @@ class OutputLimiter:
         self._counted = 0
         self._counted_tokens = 0
         self.done = False
-        self.cut: FinishReason | None = None  # set when a stop sequence or the token limit cut the text
+        self.cut: Cut | None = None  # set when a stop sequence or the token limit cut the text
+        self.stop_sequence: str | None = None  # the stop sequence that cut it
 
     @property
     def text(self) -> str:
@@ -48,12 +50,13 @@ class OutputLimiter:
         if self.done or not delta:
             return ""
         self._pending += delta
-        cut = self._first_stop(self._pending)
-        if cut is not None:
+        found = self._first_stop(self._pending)
+        if found is not None:
+            cut, stop = found
             ready, self._pending = self._pending[:cut], ""
             emitted = self._limit_tokens(ready, final=True)
             if not self.done:
-                self.done, self.cut = True, "stop"
+                self.done, self.cut, self.stop_sequence = True, "stop", stop
             return emitted
         keep = min(self._hold, len(self._pending))
         ready = self._pending[: len(self._pending) - keep]
@@ -69,9 +72,13 @@ class OutputLimiter:
         self.done = True
         return emitted
 
-    def _first_stop(self, text: str) -> int | None:
-        found = [i for i in (text.find(stop) for stop in self._stops) if i >= 0]
-        return min(found) if found else None
+    def _first_stop(self, text: str) -> tuple[int, str] | None:
+        """Where the first stop sequence starts, and which (the longest, when several start there)."""
+        found = [(i, -len(stop), stop) for stop in self._stops if (i := text.find(stop)) >= 0]
+        if not found:
+            return None
+        index, _, stop = min(found)
+        return index, stop
 
     def _limit_tokens(self, ready: str, *, final: bool = False) -> str:
         """Emit what of `ready` fits the token limit; `final`: no more text will follow it."""
@@ -118,9 +125,7 @@ def _last_token_boundary(text: str, start: int) -> int | None:
     return None
 
 
-def limit_text(
-    text: str, stop: Sequence[str] = (), max_tokens: int | None = None
-) -> tuple[str, FinishReason | None]:
+def limit_text(text: str, stop: Sequence[str] = (), max_tokens: int | None = None) -> tuple[str, Cut | None]:
     """A whole answer through the same rules as a stream: (the text, what cut it or None)."""
     limiter = OutputLimiter(stop, max_tokens)
     out = limiter.feed(text) + limiter.finish()

@@ -1,4 +1,4 @@
-"""A local stand-in for 1min.ai, built from ../shared/reference/onemin-api.md.
+"""A local stand-in for 1min.ai, built from docs/onemin-api.md (1min.ai's API as far as it is known).
 
 It powers `1min-relay demo`, the test suite and the benchmarks:
 

@@ -107,3 +107,7 @@ def test_anthropic_answers_can_be_checked_against_anthropic_s_document() -> None
     with pytest.raises(jsonschema.ValidationError):
         assert_matches_anthropic_schema("Message", {**message, "role": "user"})
 
+
+def test_every_test_has_a_time_limit(pytestconfig: pytest.Config) -> None:
+    """A hang fails its test with a traceback (pytest-timeout) instead of stalling CI for good."""
+    assert float(pytestconfig.getini("timeout")) > 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import memcachio
 import pytest
@@ -347,7 +348,7 @@ async def test_sqlite_url_chooses_the_file(tmp_path: Path) -> None:
 async def test_retention_keeps_sweeping_through_an_outage(own_redis: ServerProcess, tmp_path: Path) -> None:
     settings = settings_for(own_redis.url, tmp_path, retention_sweep_interval=0.05)
     store = await open_state(settings)
-    raw = aioredis.from_url(own_redis.url)
+    raw = aioredis.from_url(own_redis.url, socket_connect_timeout=2, socket_timeout=5)
     own_redis.stop()
     sweeper = asyncio.create_task(run_retention(store, settings))
     try:
@@ -363,3 +364,33 @@ async def test_retention_keeps_sweeping_through_an_outage(own_redis: ServerProce
         await asyncio.gather(sweeper, return_exceptions=True)
         await store.aclose()
         await raw.aclose()
+
+
+class LosesCancellations(SQLiteStateStore):
+    """A store whose sweep swallows a cancellation, as Python 3.11's asyncio.wait_for (used by redis-py
+    for its socket timeouts) does when the task is cancelled just as the awaited call finishes."""
+
+    sweeping: ClassVar[asyncio.Event] = asyncio.Event()
+
+    async def delete_expired_files(self, now: float) -> int:
+        removed = await super().delete_expired_files(now)
+        self.sweeping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)  # where the cancellation lands
+        return removed
+
+
+async def test_retention_stops_when_cancelled_even_if_the_backend_swallowed_the_cancellation(
+    tmp_path: Path,
+) -> None:
+    store = await LosesCancellations.open(tmp_path / "state.sqlite3")
+    sweeper = asyncio.create_task(run_retention(store, settings_for("", tmp_path)))
+    try:
+        await LosesCancellations.sweeping.wait()
+        sweeper.cancel()
+        async with asyncio.timeout(10):  # on Python 3.11 the sweep loop used to go on forever
+            await asyncio.gather(sweeper, return_exceptions=True)
+        assert sweeper.cancelled()
+    finally:
+        sweeper.cancel()
+        await store.aclose()

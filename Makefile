@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve demo simulate test lint format lock bench clean
+.PHONY: install serve demo simulate test lint format lock bench refresh-catalogue clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ format: $(STAMP)
 lock:
 	uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements.lock
 	uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements-dev.lock
+
+# Rewrite the shipped model catalogue snapshot from the live service (ONEMIN_API_URL; no key needed).
+refresh-catalogue: $(STAMP)
+	$(BIN)/1min-relay refresh-catalogue --output src/onemin_relay/data/catalogue.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/relay_overhead.py

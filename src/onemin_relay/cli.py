@@ -1,4 +1,4 @@
-"""The `1min-relay` command: serve the relay, run the simulator, or a self-contained demo."""
+"""The `1min-relay` command: serve the relay, run the simulator, a self-contained demo, or the doctor."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from onemin_relay import __version__
 from onemin_relay.app import create_app
 from onemin_relay.config import ConfigError, Settings, load_settings
+from onemin_relay.doctor.command import add_commands as add_doctor_commands
 from onemin_relay.observability import configure_logging
 from onemin_relay.serving import BackgroundServer, bind_socket, url_of, uvicorn_server
 from onemin_relay.simulator.app import create_simulator_app
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="address to listen on")
         sub.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
         sub.set_defaults(handler=handler)
+    add_doctor_commands(commands)
     return parser
 
 

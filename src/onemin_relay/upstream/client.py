@@ -468,6 +468,34 @@ class OneMinClient:
             raise invalid_response("1min.ai's model catalogue answer has no models list.")
         return [entry for entry in entries if isinstance(entry, dict)]
 
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        api_key: str | None,
+        *,
+        read_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """One call as sent, answered as received: no retries, no status check, the body left unread.
+
+        For `1min-relay doctor`, which reports what 1min.ai said rather than the relay's reading of it.
+        `kwargs` are httpx's (`json`, `params`, `headers`); the key and destination rules still apply.
+        """
+        timeout = self._settings.upstream_timeout if read_timeout is None else read_timeout
+        return self._exchange(self._request(method, path, api_key, read_timeout=timeout, **kwargs))
+
+    @asynccontextmanager
+    async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise _request_error(exc) from None
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
     # --- assets on the CDN ----------------------------------------------------------------------
 
     def asset_url(self, key: str) -> str:

@@ -153,7 +153,9 @@ def test_web_search_in_a_stream(client: openai.OpenAI, sim: SimulatorHandle) -> 
 # --- failures ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("magic", ["[[sim:error-mid-stream]]", "[[sim:drop-mid-stream]]"])
+@pytest.mark.parametrize(
+    "magic", ["[[sim:error-mid-stream]]", "[[sim:drop-mid-stream]]", "[[sim:end-mid-stream]]"]
+)
 def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(client: openai.OpenAI, magic: str) -> None:
     prompt = f"long enough to be cut {magic} [[sim:length=200]]"
     received: list[str] = []
@@ -168,13 +170,20 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(client: openai.Op
     assert expected_answer(prompt).startswith("".join(received))
 
 
-def test_the_mid_stream_error_event_is_openai_shaped(relay_url: str) -> None:
-    body = {"model": "gpt-4o-mini", "messages": user("x [[sim:error-mid-stream]] [[sim:length=200]]")}
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("error-mid-stream", "Upstream provider returned an error"),
+        ("end-mid-stream", "ended the stream before finishing the answer"),  # a cut answer is not whole
+    ],
+)
+def test_the_mid_stream_error_event_is_openai_shaped(relay_url: str, fault: str, message: str) -> None:
+    body = {"model": "gpt-4o-mini", "messages": user(f"x [[sim:{fault}]] [[sim:length=200]]")}
     events, _ = raw_stream(relay_url, body)
     assert "[DONE]" not in events
     error = events[-1]["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert "Upstream provider returned an error" in error["message"]
+    assert message in error["message"]
     assert error["type"] == "server_error"
 
 

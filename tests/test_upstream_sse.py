@@ -139,16 +139,29 @@ async def test_done_marker_works_under_any_event_name() -> None:
     assert await events_of([sse(("content", "[DONE]"))]) == [StreamEvent("done")]
 
 
-async def test_a_body_that_ends_without_done_is_a_finished_answer() -> None:
-    got = await events_of([sse(("content", {"content": "all of it"}))])
-    assert got == [StreamEvent("content", "all of it"), StreamEvent("done")]
-
-
-@pytest.mark.parametrize("body", [b"", b": only a comment\n\n", sse(("content", {"content": ""}))])
-async def test_a_body_that_ends_without_any_answer_is_an_error(body: bytes) -> None:
-    assert await events_of([body]) == [
-        StreamEvent("error", "1min.ai ended the stream without sending an answer")
+async def test_a_body_that_ends_after_the_result_without_done_is_a_finished_answer() -> None:
+    got = await events_of([sse(("content", {"content": "all of it"}), ("result", {"aiRecord": RECORD}))])
+    assert got == [
+        StreamEvent("content", "all of it"),
+        StreamEvent("result", record=RECORD),
+        StreamEvent("done"),
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b": only a comment\n\n",
+        sse(("content", {"content": ""})),
+        sse(("content", {"content": "the first half of"})),
+    ],
+)
+async def test_a_body_that_ends_without_done_or_result_is_interrupted(body: bytes) -> None:
+    """A clean end of the body before `done` is a cut answer, never a complete-looking short one."""
+    with pytest.raises(UpstreamError) as caught:
+        await events_of([body])
+    assert (caught.value.status, caught.value.code) == (0, "STREAM_INTERRUPTED")
 
 
 async def test_an_explicit_done_without_text_is_an_empty_answer() -> None:
@@ -190,10 +203,11 @@ async def test_duplicate_full_text_before_done_is_dropped() -> None:
     assert _texts(await events_of([stream])) == "Hello world"
 
 
-async def test_duplicate_full_text_at_end_of_body_is_dropped() -> None:
+async def test_duplicate_full_text_at_end_of_body_is_no_proof_of_a_whole_answer() -> None:
     stream = sse(("content", {"content": "Hello"}), ("content", {"content": " world"}))
     stream += sse(("content", {"content": "Hello world"}))
-    assert _texts(await events_of([stream])) == "Hello world"
+    with pytest.raises(UpstreamError, match="STREAM_INTERRUPTED"):
+        await events_of([stream])
 
 
 async def test_duplicate_full_text_before_a_result_with_that_text_is_dropped() -> None:

@@ -204,9 +204,8 @@ async def chat_events(call: Call, turn: Turn) -> AsyncIterator[str]:
     pieces = chunk_text(turn.answer, config.stream_chunk_chars)
     if config.empty_first_content:
         yield sse.event("content", {"content": ""})
-    cut = (
-        max(1, len(pieces) // 2) if call.fault("error-mid-stream") or call.fault("drop-mid-stream") else None
-    )
+    broken = any(call.fault(name) for name in ("error-mid-stream", "drop-mid-stream", "end-mid-stream"))
+    cut = max(1, len(pieces) // 2) if broken else None
     for index, piece in enumerate(pieces):
         if index == cut:
             break
@@ -215,6 +214,8 @@ async def chat_events(call: Call, turn: Turn) -> AsyncIterator[str]:
         yield sse.event("content", {"content": piece})
     if call.fault("drop-mid-stream"):
         raise StreamDropped("drop-mid-stream fault")
+    if call.fault("end-mid-stream"):  # the body ends cleanly: no error, no result, no done
+        return
     if call.fault("error-mid-stream"):
         yield sse.event("error", {"error": "Upstream provider returned an error"})
         if config.done_after_error:

@@ -29,6 +29,7 @@ FAULTS: dict[str, tuple[Scope, int | None]] = {
     "duplicate-final": ("stream", None),
     "error-mid-stream": ("stream", None),
     "drop-mid-stream": ("stream", None),
+    "end-mid-stream": ("stream", None),
     "crlf": ("stream", None),
     "split-bytes": ("stream", 1),  # value: bytes per write
     "keepalive": ("stream", None),  # `: keep-alive` comment lines between events

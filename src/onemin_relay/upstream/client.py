@@ -329,7 +329,8 @@ class OneMinClient:
         Entering sends the request and raises UpstreamError for anything that fails before the stream
         (HTTP errors in any shape, 429 after retries). The iterator yields `content`*, at most one
         `result`, then exactly one `done` or `error` (see `upstream/sse.py`), or raises UpstreamError
-        `STREAM_INTERRUPTED`/`TIMEOUT` if the connection fails mid-stream. Leaving the block closes the
+        `STREAM_INTERRUPTED`/`TIMEOUT` if the connection fails mid-stream (or the body ends before `done` and
+        without a `result`: a cut answer never passes for a whole one). Leaving the block closes the
         upstream connection, which is how a client that went away cancels the generation.
         """
         return self._chat_stream(api_key, payload)

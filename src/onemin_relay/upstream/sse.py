@@ -10,12 +10,13 @@ and `httpx-sse`. This module adds what is specific to 1min.ai (reference §3.6):
   literal text (legacy fallback); empty text is dropped;
 - `error` data may be `{"error": "…"}`, `{"error": {"message": …}}`, `{"message": …}` or raw text;
 - a `result` whose record status is not SUCCESS is reported as an `error`;
-- a body that ends cleanly without `done` is a finished answer (`done` is added), unless it carried
-  neither text nor a `result`: then it is an `error`;
+- a body that ends cleanly without `done` is a finished answer (`done` is added) only if it carried a
+  `result`; otherwise the answer may have been cut anywhere, and it raises `UpstreamError`
+  `STREAM_INTERRUPTED`, as a dropped connection does (clients must tell a cut answer from a whole one);
 - the duplicate-full-text quirk (see `ChatEventDecoder`).
 
 The sequence a consumer sees: any number of `content`, at most one `result`, then exactly one `done` or
-`error`, and nothing after it.
+`error` (or the raised `STREAM_INTERRUPTED`), and nothing after it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from httpx_sse import ServerSentEvent
+
+from onemin_relay.upstream.errors import UpstreamError
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,15 @@ class ChatEventDecoder:
         return out
 
     def finish(self) -> list[StreamEvent]:
-        """The body ended cleanly without `done`: what was sent is the answer (a held chunk is dropped).
-
-        A body that carried nothing at all is not an answer but a failure.
-        """
+        """The body ended cleanly without `done`. After the `result` record the answer is whole (a held
+        chunk is dropped); before it, the body was cut, and that is a failure, not a short answer."""
         if self.finished:
             return []
         self.finished = True
         self._held = None
-        if self._length == 0 and not self._saw_result:
-            return [StreamEvent("error", "1min.ai ended the stream without sending an answer")]
+        if not self._saw_result:
+            what = "before finishing the answer" if self._length else "without sending an answer"
+            raise UpstreamError(0, "STREAM_INTERRUPTED", f"1min.ai ended the stream {what} (no done event).")
         return [DONE]
 
 

@@ -1,15 +1,29 @@
 """The embedded default: one SQLite file (WAL mode) in the data directory; no server to run.
 
-Fits one relay process (or several on one machine sharing the file); use Redis to share state
-between machines."""
+Fits one relay process, or several on one machine sharing the file (use Redis to share state between
+machines). Several processes on one file must never wedge, so:
+
+- the connection is in autocommit mode and no statement outlives its call: every cursor is read to the
+  end and closed before the next `await`, so no read transaction pins an old WAL snapshot and each read
+  sees every write committed before it, by any process;
+- a write is `BEGIN IMMEDIATE` … `COMMIT` (the write lock is taken up front, where the busy timeout
+  applies, instead of upgrading a read lock, which fails at once), rolled back on any failure, one at a
+  time per process;
+- a database still busy after the busy timeout is retried a few times with jittered backoff before the
+  caller gets StateUnavailable (503).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import random
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -48,50 +62,62 @@ CREATE INDEX IF NOT EXISTS records_by_expiry ON records (expires_at);
 
 # "The database cannot be used right now": locked too long, disk full, I/O error, connection closed.
 _UNAVAILABLE = (sqlite3.DatabaseError, ValueError)
+_BUSY_TIMEOUT_MS = 2000  # how long SQLite itself waits for another process's lock
+_BUSY_RETRIES = 2  # then this many more tries, after a jittered pause
+_BUSY_BACKOFF = 0.05  # seconds; doubled each retry
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy")
+    )
+
+
+T = TypeVar("T")
 
 
 class SQLiteStateStore(StateStore):
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._writing = asyncio.Lock()  # one write transaction at a time on the shared connection
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStateStore:
         """Open (creating the directory and the file if needed) and prepare the schema."""
         try:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path)
+            connection = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see above
         except (OSError, sqlite3.Error) as exc:
             raise StateUnavailable(f"cannot open the SQLite state file {path}: {exc}") from exc
-        try:
+
+        async def prepare() -> None:
             # WAL lets readers proceed while a write is in progress; the busy timeout rides out
-            # short locks taken by another process sharing the file.
+            # short locks taken by another process sharing (or creating) the file.
+            await connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             await connection.execute("PRAGMA journal_mode=WAL")
-            await connection.execute("PRAGMA busy_timeout=5000")
             await connection.execute("PRAGMA synchronous=NORMAL")
             await connection.executescript(_SCHEMA)
-            await connection.commit()
-        except sqlite3.Error as exc:
+
+        try:
+            await _retrying(prepare)
+        except StateUnavailable as exc:
             await connection.close()
-            raise StateUnavailable(f"cannot prepare the SQLite state file {path}: {exc}") from exc
+            raise StateUnavailable(f"cannot prepare the SQLite state file {path}: {exc.__cause__}") from exc
         return cls(connection, path)
 
     async def put_file(self, record: FileRecord) -> None:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            await self._db.execute(
-                f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
-                dataclasses.astuple(record),
-            )
-            await self._db.commit()
+        await self._write(
+            f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
+            dataclasses.astuple(record),
+        )
 
     async def get_file(self, owner: str, file_id: str) -> FileRecord | None:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            async with self._db.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE owner = ? AND id = ? AND expires_at > ?",  # noqa: S608
-                (owner, file_id, time.time()),
-            ) as cursor:
-                row = await cursor.fetchone()
-        return FileRecord(*row) if row else None
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM files WHERE owner = ? AND id = ? AND expires_at > ?",  # noqa: S608
+            (owner, file_id, time.time()),
+        )
+        return FileRecord(*rows[0]) if rows else None
 
     async def list_files(
         self,
@@ -108,36 +134,25 @@ class SQLiteStateStore(StateStore):
         if purpose is not None:
             where.append("purpose = ?")
             params.append(purpose)
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            if after is not None:
-                async with self._db.execute(
-                    "SELECT created_at FROM files WHERE owner = ? AND id = ?", (owner, after)
-                ) as cursor:
-                    cursor_row = await cursor.fetchone()
-                if cursor_row is None:
-                    return [], False
-                where.append(f"(created_at, id) {beyond} (?, ?)")
-                params += [cursor_row[0], after]
-            params.append(limit + 1)
-            async with self._db.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE {' AND '.join(where)} "  # noqa: S608
-                f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
-                params,
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+        if after is not None:
+            where.append(
+                f"(created_at, id) {beyond} (SELECT created_at, id FROM files WHERE owner = ? AND id = ?)"  # noqa: S608
+            )
+            params += [owner, after]
+        params.append(limit + 1)
+        # one statement: the page and its cursor file come from one snapshot
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM files WHERE {' AND '.join(where)} "  # noqa: S608
+            f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
+            params,
+        )
         return [FileRecord(*row) for row in rows[:limit]], len(rows) > limit
 
     async def delete_file(self, owner: str, file_id: str) -> bool:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            cursor = await self._db.execute("DELETE FROM files WHERE owner = ? AND id = ?", (owner, file_id))
-            await self._db.commit()
-        return cursor.rowcount > 0
+        return await self._write("DELETE FROM files WHERE owner = ? AND id = ?", (owner, file_id)) > 0
 
     async def delete_expired_files(self, now: float) -> int:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            cursor = await self._db.execute("DELETE FROM files WHERE expires_at <= ?", (now,))
-            await self._db.commit()
-        return cursor.rowcount
+        return await self._write("DELETE FROM files WHERE expires_at <= ?", (now,))
 
     async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
         with unavailable_on(_UNAVAILABLE, "SQLite state"):
@@ -171,8 +186,52 @@ class SQLiteStateStore(StateStore):
         return cursor.rowcount
 
     async def ping(self) -> None:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            await self._db.execute("SELECT 1")
+        await self._read("SELECT 1", ())
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of one statement, its cursor closed before anything else runs."""
+
+        async def attempt() -> list[Any]:
+            async with self._db.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+
+        return await _retrying(attempt)
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one changing statement in its own `BEGIN IMMEDIATE` transaction; rows changed."""
+
+        async def attempt() -> int:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                async with self._db.execute(sql, params) as cursor:
+                    changed = cursor.rowcount
+                await self._db.execute("COMMIT")
+            except BaseException:  # cancelled too: never leave the connection inside a transaction
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await self._db.execute("ROLLBACK")
+                raise
+            return changed
+
+        async with self._writing:
+            return await _retrying(attempt)
 
     async def aclose(self) -> None:
         await self._db.close()
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt`, again after a jittered pause while the file is busy; StateUnavailable at the end."""
+    with unavailable_on(_UNAVAILABLE, "SQLite state"):
+        for retry in range(_BUSY_RETRIES):
+            try:
+                return await attempt()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            await _pause(retry)
+        return await attempt()
+    raise AssertionError("unreachable")  # unavailable_on re-raises
+
+
+async def _pause(retry: int) -> None:
+    await asyncio.sleep(_BUSY_BACKOFF * 2**retry * random.uniform(0.5, 1.5))

@@ -72,8 +72,42 @@ def validation_failed(exc: ValidationError) -> OpenAIError:
         return invalid_request(
             f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
         )
+    expected = _EXPECTED_TYPES.get(first["type"])
+    if expected is not None and param:
+        got = _json_type(first["input"])
+        return invalid_request(
+            f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+            param=param,
+            code="invalid_type",
+        )
     where = f" at '{param}'" if param else ""
     return invalid_request(f"Invalid value{where}: {first['msg']}.", param=param, code="invalid_value")
+
+
+# pydantic's type errors in OpenAI's words (its 400 for `"max_tokens": "10"` says what it expected).
+_EXPECTED_TYPES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "string_type": "a string",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def model_not_found(model: str) -> OpenAIError:

@@ -41,7 +41,7 @@ def _voice_id(value: object) -> object:
 class SpeechBody(BaseModel):
     """CreateSpeechRequest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # JSON types as OpenAI checks them
 
     model: str = Field(min_length=1, max_length=200)
     input: str = Field(min_length=1, max_length=MAX_SPEECH_INPUT)

@@ -25,7 +25,7 @@ _MAX_URL_CHARS = 28 * 1024 * 1024  # a 20 MiB image as base64, with room for the
 class ImageRef(BaseModel):
     """OpenAI's ImageRefParam: exactly one of `image_url` (http(s) or base64 data URL) and `file_id`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     image_url: str | None = Field(None, min_length=1, max_length=_MAX_URL_CHARS)
     file_id: str | None = Field(None, min_length=1, max_length=64)

@@ -51,7 +51,7 @@ class _ImageBody(BaseModel):
     """The fields CreateImageRequest and EditImageBodyJsonParam share; family-specific values are checked
     by translate/images."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # JSON types as OpenAI checks them
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     model: str | None = Field(None, min_length=1, max_length=200)

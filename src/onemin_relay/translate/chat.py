@@ -96,9 +96,11 @@ def media_parts(messages: Sequence[Message]) -> list[MediaPart]:
 def build_prompt(messages: Sequence[Message], file_names: Mapping[str, str] | None = None) -> str:
     """Fold the conversation into one prompt: system/developer instructions first, then the turns in
     order (so the latest user turn comes last), each as `Label: text`. A lone user message is sent as
-    its own text. `file_names` gives the names of `file_id` parts for their `[file N: name]` markers."""
+    its own text, unless it is blank: 1min.ai refuses an empty prompt where OpenAI answers an empty
+    message, so that one keeps its label. `file_names` gives the names of `file_id` parts for their
+    `[file N: name]` markers."""
     rendered = list(_render_all(messages, file_names or {}))
-    if len(messages) == 1 and messages[0].role == "user":
+    if len(messages) == 1 and messages[0].role == "user" and rendered[0][2].strip():
         return rendered[0][2]
     first = [entry for entry in rendered if entry[0] in {"system", "developer"}]
     rest = [entry for entry in rendered if entry[0] not in {"system", "developer"}]

@@ -1,7 +1,8 @@
 """The OpenAI `POST /v1/chat/completions` request, as pydantic wire models.
 
 Permissive where OpenAI clients differ (unknown top-level fields are accepted and ignored), strict where a
-wrong value would change the answer (roles, content part shapes, `n`, `stop`, token limits).
+wrong value would change the answer (roles, content part shapes, `n`, `stop`, token limits) and on JSON types,
+as OpenAI is (`"max_tokens": "10"` is a 400 `invalid_type`).
 Union members carry `<…>` tags, which `errors.validation_failed` drops from an error's location.
 """
 
@@ -18,7 +19,8 @@ MAX_CHOICES = 8
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Strict like OpenAI: `"10"` is no integer and `"true"` no boolean (integers still fill number fields).
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
 
 class TextPart(_Wire):

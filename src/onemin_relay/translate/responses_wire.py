@@ -22,7 +22,8 @@ MAX_ID_LENGTH = 64
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Strict like OpenAI: `"10"` is no integer and `"true"` no boolean (integers still fill number fields).
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
 
 def _kind(default: str | None) -> Any:

@@ -39,6 +39,10 @@ class SimulatorHandle:
         """Make the next `times` upstream calls fail with `fault` (e.g. "http-503")."""
         self.http.post("/_sim/faults", json={"fault": fault, "times": times}).raise_for_status()
 
+    def queue_answers(self, *answers: str, key: str = KEY_A) -> None:
+        """Make `key`'s next chat calls answer these texts, in order (a scripted model)."""
+        self.http.post("/_sim/answers", json={"key": key, "answers": list(answers)}).raise_for_status()
+
     def configure(self, **changes: Any) -> None:
         self.http.post("/_sim/config", json=changes).raise_for_status()
 

@@ -185,8 +185,8 @@ def test_tool_calls_tool_results_names_and_refusals_are_all_kept() -> None:
     assert build_prompt(request.messages) == (
         "System: Use tools.\n\n"
         "User (alice): Weather in Paris?\n\n"
-        'Assistant (called tool weather, call call_1): {"city":"Paris"}\n\n'
-        "Tool result (call call_1): 18°C\n\n"
+        'Assistant: <tool_call>{"name": "weather", "arguments": {"city": "Paris"}}</tool_call>\n\n'
+        "Tool result (weather): 18°C\n\n"
         "Assistant: (refused: no)\n(refused: not that)\n\n"
         "Function result (legacy): 42\n\n"
         "User: Thanks"
@@ -211,8 +211,8 @@ def test_custom_tool_calls_from_an_earlier_turn_are_accepted_and_kept() -> None:
     )
     assert build_prompt(request.messages) == (
         "User: Run it\n\n"
-        "Assistant (called tool shell, call call_9): ls -l\n\n"
-        "Tool result (call call_9): a.txt\n\n"
+        'Assistant: <tool_call>{"name": "shell", "arguments": "ls -l"}</tool_call>\n\n'
+        "Tool result (shell): a.txt\n\n"
         "User: And now?"
     )
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # --- chat --------------------------------------------------------------------------------------
     stream_keepalive_seconds: float = Field(15.0, gt=0)
+    tool_repair_attempts: int = Field(1, ge=0, le=3, description="Re-asks for a malformed call or JSON")
+    tools_prompt_max_chars: int = Field(4000, ge=500, description="Size the tools section aims to fit")
 
     # --- fetching of image URLs sent by clients ------------------------------------------------
     fetch_allow_private: bool = False

@@ -27,7 +27,7 @@ from onemin_relay.api.auth import caller_key
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.chat_media import all_or_nothing, resolve_attachments
 from onemin_relay.api.common import relay
-from onemin_relay.core.answer import AnswerJudge, Attempt, Verdict
+from onemin_relay.core.answer import AnswerJudge, Verdict, upstream_prompt
 from onemin_relay.core.types import (
     ChoiceDone,
     ChoiceOut,
@@ -48,7 +48,6 @@ from onemin_relay.translate.chat import (
     SEARCH_CONTEXT,
     answer_text,
     build_payload,
-    build_prompt,
     media_parts,
     record_metadata,
     split_online,
@@ -103,9 +102,7 @@ async def _prepare(request: Request, core: CoreRequest) -> _Prepared:
     model_id, online = split_online(core.model)
     model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
     attachments = await resolve_attachments(request, context, api_key, model, media_parts(core.messages))
-    prompt = AnswerJudge.prompt_for(
-        core, build_prompt(core.messages, attachments.file_names), context.settings
-    )
+    prompt = upstream_prompt(core, core.messages, attachments.file_names, context.settings)
     search = core.web_search or ("medium" if online else None)
     web_search = None
     if search is not None:
@@ -168,7 +165,7 @@ async def _repair(
             raise _upstream_failure(exc) from None
         text = answer_text(dict(record))
         await _count_call(tally, record, prompt, text, repair=True)
-        verdict = judge.judge_repair(Attempt(text))
+        verdict = judge.judge_repair(text)
     return verdict, record
 
 

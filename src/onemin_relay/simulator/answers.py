@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import unquote
 
 _ECHO_CHARS = 80
 _WORD = re.compile(r"\S+")
 _YOUTUBE = re.compile(r"https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?v=|shorts/)|youtu\.be/)[\w-]{6,}")
+_SCRIPTED = re.compile(r"\[\[sim:answer=([^\[\]]*)\]\]")  # no bracket inside: linear scan
 _LENGTH = re.compile(r"\[\[sim:[^\[\]]*?\blength=(\d{1,7})")  # no bracket inside: linear scan
 _MAX_LENGTH = 200_000
 _YOUTUBE_LIMIT = 3  # the service reads the transcripts of at most three videos named in a prompt
@@ -33,6 +35,14 @@ def _echo(prompt: str) -> str:
             break
     flat = " ".join(words)
     return flat if len(flat) <= _ECHO_CHARS else flat[: _ECHO_CHARS - 1] + "…"
+
+
+def scripted_answer(prompt: str) -> str | None:
+    """The text of the last `[[sim:answer=TEXT]]` magic word in `prompt` (TEXT percent-decoded, so `%5B`
+    and `%5D` give brackets), or None. The last one wins: a prompt folding a conversation repeats earlier
+    turns' magic words before the latest."""
+    found = list(_SCRIPTED.finditer(prompt))
+    return unquote(found[-1].group(1)) if found else None
 
 
 def expected_answer(

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from onemin_relay.simulator.answers import expected_answer
+from onemin_relay.simulator.answers import expected_answer, scripted_answer
 from onemin_relay.simulator.catalogue import accepts_images, active_model
 from onemin_relay.simulator.errors import api_error, shape_a
 from onemin_relay.simulator.faults import Scope
@@ -138,7 +138,8 @@ def prepare_turn(call: Call) -> Turn:
     images, files = _attachments(call, prompt_object, model)
     conversation, history = _history(call, prompt_object)
     web = _settings(prompt_object, "webSearchSettings")
-    answer = expected_answer(
+    scripted = call.state.scripted.next(call.key_hash) or scripted_answer(prompt)
+    answer = scripted or expected_answer(
         prompt,
         web_search=web.get("webSearch") is True,
         sites=_count(web.get("numOfSite"), 3),

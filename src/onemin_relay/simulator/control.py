@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from onemin_relay.simulator.gateway import sim_state
+from onemin_relay.simulator.gateway import key_hash, sim_state
 
 
 def _bad(message: str) -> Response:
@@ -40,6 +40,26 @@ async def arm_fault(request: Request) -> Response:
     except ValueError as exc:
         return _bad(str(exc))
     return JSONResponse({"armed": state.faults.snapshot()})
+
+
+async def queue_answers(request: Request) -> Response:
+    """`{"key": "<api key>", "answers": ["…", "…"]}`: that key's next chat calls answer these texts, in
+    order (then the usual deterministic answers again). The key is hashed at once, never kept."""
+    body = await _json_object(request)
+    answers = body.get("answers") if body else None
+    key = body.get("key") if body else None
+    if (
+        not isinstance(key, str)
+        or not key
+        or not isinstance(answers, list)
+        or not all(isinstance(answer, str) and answer for answer in answers)
+    ):
+        return _bad('expected {"key": "<api key>", "answers": ["<non-empty text>", ...]}')
+    try:
+        waiting = sim_state(request).scripted.add(key_hash(key), answers)
+    except ValueError as exc:
+        return _bad(str(exc))
+    return JSONResponse({"waiting": waiting})
 
 
 async def list_faults(request: Request) -> Response:
@@ -78,6 +98,7 @@ async def requests_log(request: Request) -> Response:
 routes = [
     Route("/_sim/faults", arm_fault, methods=["POST"]),
     Route("/_sim/faults", list_faults, methods=["GET"]),
+    Route("/_sim/answers", queue_answers, methods=["POST"]),
     Route("/_sim/config", update_config, methods=["POST"]),
     Route("/_sim/config", show_config, methods=["GET"]),
     Route("/_sim/reset", reset, methods=["POST"]),

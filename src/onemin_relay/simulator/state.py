@@ -82,6 +82,43 @@ class RequestLog:
             self._body_bytes -= self._entries.popleft()["body_bytes"]
 
 
+class ScriptedAnswers:
+    """Answers queued per key hash for its next chat calls (`POST /_sim/answers`), bounded in keys, answers
+    per key and characters per answer, so the control API cannot grow without limit."""
+
+    MAX_KEYS = 1000
+    MAX_PER_KEY = 100
+    MAX_CHARS = 1_000_000
+
+    def __init__(self) -> None:
+        self._queues: OrderedDict[str, deque[str]] = OrderedDict()
+
+    def add(self, key_hash: str, answers: list[str]) -> int:
+        """Queue `answers`; raises ValueError when a bound would be passed. The queue's length after."""
+        if any(len(answer) > self.MAX_CHARS for answer in answers):
+            raise ValueError(f"an answer is longer than {self.MAX_CHARS} characters")
+        queue = self._queues.setdefault(key_hash, deque())
+        if len(queue) + len(answers) > self.MAX_PER_KEY:
+            raise ValueError(f"at most {self.MAX_PER_KEY} answers may wait per key")
+        queue.extend(answers)
+        self._queues.move_to_end(key_hash)
+        while len(self._queues) > self.MAX_KEYS:
+            self._queues.popitem(last=False)
+        return len(queue)
+
+    def next(self, key_hash: str) -> str | None:
+        queue = self._queues.get(key_hash)
+        if not queue:
+            return None
+        answer = queue.popleft()
+        if not queue:
+            del self._queues[key_hash]
+        return answer
+
+    def clear(self) -> None:
+        self._queues.clear()
+
+
 class SimulatorState:
     def __init__(self, config: SimulatorConfig) -> None:
         self.initial_config = config
@@ -94,6 +131,7 @@ class SimulatorState:
         self.ledger = CreditLedger()
         self.limiter = RateLimiter()
         self.faults = FaultBook()
+        self.scripted = ScriptedAnswers()
         self.log = RequestLog(config.request_log_size, config.request_log_bytes)
 
     def configure(self, config: SimulatorConfig) -> None:
@@ -112,6 +150,7 @@ class SimulatorState:
         self.ledger.clear()
         self.limiter.clear()
         self.faults.clear()
+        self.scripted.clear()
         self.log.clear()
 
     def add_conversation(self, conversation: Conversation) -> None:

@@ -23,6 +23,7 @@ from onemin_relay.translate.chat_wire import (
     ToolCall,
 )
 from onemin_relay.translate.output import FinishReason
+from onemin_relay.translate.tools import render_call
 from onemin_relay.upstream.sse import record_text
 
 CHAT_TYPE = "UNIFY_CHAT_WITH_AI"
@@ -93,14 +94,16 @@ def media_parts(messages: Sequence[Message]) -> list[MediaPart]:
     return found
 
 
-def build_prompt(messages: Sequence[Message], file_names: Mapping[str, str] | None = None) -> str:
+def build_prompt(
+    messages: Sequence[Message], file_names: Mapping[str, str] | None = None, *, always_label: bool = False
+) -> str:
     """Fold the conversation into one prompt: system/developer instructions first, then the turns in
     order (so the latest user turn comes last), each as `Label: text`. A lone user message is sent as
-    its own text, unless it is blank: 1min.ai refuses an empty prompt where OpenAI answers an empty
-    message, so that one keeps its label. `file_names` gives the names of `file_id` parts for their
-    `[file N: name]` markers."""
+    its own text, unless it is blank (1min.ai refuses an empty prompt where OpenAI answers an empty
+    message, so that one keeps its label) or `always_label` is set (the relay adds instructions before
+    it). `file_names` gives the names of `file_id` parts for their `[file N: name]` markers."""
     rendered = list(_render_all(messages, file_names or {}))
-    if len(messages) == 1 and messages[0].role == "user" and rendered[0][2].strip():
+    if len(messages) == 1 and messages[0].role == "user" and rendered[0][2].strip() and not always_label:
         return rendered[0][2]
     first = [entry for entry in rendered if entry[0] in {"system", "developer"}]
     rest = [entry for entry in rendered if entry[0] not in {"system", "developer"}]
@@ -108,13 +111,18 @@ def build_prompt(messages: Sequence[Message], file_names: Mapping[str, str] | No
 
 
 def _render_all(messages: Sequence[Message], names: Mapping[str, str]) -> Iterator[tuple[str, str, str]]:
-    """(role, label, text) per transcript entry; an assistant turn with tool calls gives one per call."""
+    """(role, label, text) per transcript entry. An assistant's tool calls are written the way the model is
+    told to write them (`translate/tools.render_call`); a tool result names the tool it answers."""
     counters = {"image": 0, "file": 0}
+    called: dict[str, str] = {}  # tool_call_id → tool name
     for message in messages:
         text = _render_content(message, counters, names)
         label = _ROLE_LABELS[message.role] + (f" ({message.name})" if message.name else "")
         if message.role == "tool":
-            label = "Tool result" + (f" (call {message.tool_call_id})" if message.tool_call_id else "")
+            call_id = message.tool_call_id or ""
+            label = "Tool result" + (
+                f" ({called[call_id]})" if call_id in called else f" (call {call_id})" if call_id else ""
+            )
         elif message.role == "function":
             label = f"Function result ({message.name or 'function'})"
         elif message.role == "assistant":
@@ -128,16 +136,11 @@ def _render_all(messages: Sequence[Message], names: Mapping[str, str]) -> Iterat
             ]
             if message.function_call is not None:
                 calls.append((message.function_call.name, message.function_call.arguments, ""))
-            if text or not calls:
-                yield message.role, label, text
-            for name, arguments, call_id in calls:
-                yield message.role, _call_label(name, call_id), arguments
-            continue
+            called.update((call_id, name) for name, _, call_id in calls if call_id)
+            text = "\n".join(
+                [text] * bool(text) + [render_call(name, arguments) for name, arguments, _ in calls]
+            )
         yield message.role, label, text
-
-
-def _call_label(name: str, call_id: str) -> str:
-    return f"Assistant (called tool {name}" + (f", call {call_id})" if call_id else ")")
 
 
 def _render_content(message: Message, counters: dict[str, int], names: Mapping[str, str]) -> str:

@@ -16,6 +16,7 @@ from onemin_relay.errors import invalid_request, validation_failed
 
 # Each choice is one upstream call (and its credits): bound what one request can fan out to.
 MAX_CHOICES = 8
+MAX_TOOLS = 128  # as OpenAI
 
 
 class _Wire(BaseModel):
@@ -64,7 +65,7 @@ class FilePart(_Wire):
     file: FileRef
 
 
-def _part_kind(value: Any) -> str | None:
+def _type_tag(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return f"<{kind}>" if isinstance(kind, str) else None
 
@@ -76,7 +77,7 @@ ContentPart = Annotated[
     | Annotated[AudioPart, Tag("<input_audio>")]
     | Annotated[FilePart, Tag("<file>")],
     Discriminator(
-        _part_kind,
+        _type_tag,
         custom_error_type="invalid_content_part",
         custom_error_message="each content part needs a type: text, image_url, input_audio, file or refusal",
     ),
@@ -147,6 +148,108 @@ class Message(_Wire):
     refusal: str | None = None
 
 
+class FunctionDefinition(_Wire):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionTool(_Wire):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CustomToolDefinition(_Wire):
+    name: str
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+
+class CustomTool(_Wire):
+    type: Literal["custom"]
+    custom: CustomToolDefinition
+
+
+Tool = Annotated[
+    Annotated[FunctionTool, Tag("<function>")] | Annotated[CustomTool, Tag("<custom>")],
+    Discriminator(
+        _type_tag,
+        custom_error_type="invalid_tool",
+        custom_error_message="each tool needs a type: function (or custom)",
+    ),
+]
+
+
+class NamedFunction(_Wire):
+    name: str
+
+
+class NamedToolChoice(_Wire):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class CustomToolChoice(_Wire):
+    type: Literal["custom"]
+    custom: NamedFunction
+
+
+class AllowedTools(_Wire):
+    mode: Literal["auto", "required"]
+    tools: list[dict[str, Any]] = Field(min_length=1)
+
+
+class AllowedToolsChoice(_Wire):
+    type: Literal["allowed_tools"]
+    allowed_tools: AllowedTools
+
+
+def _choice_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<mode>"
+    return _type_tag(value)
+
+
+ToolChoiceWire = Annotated[
+    Annotated[Literal["none", "auto", "required"], Tag("<mode>")]
+    | Annotated[NamedToolChoice, Tag("<function>")]
+    | Annotated[CustomToolChoice, Tag("<custom>")]
+    | Annotated[AllowedToolsChoice, Tag("<allowed_tools>")],
+    Discriminator(
+        _choice_kind,
+        custom_error_type="invalid_tool_choice",
+        custom_error_message="tool_choice must be none, auto, required, a named function or allowed_tools",
+    ),
+]
+
+
+def _function_call_kind(value: Any) -> str | None:
+    return "<mode>" if isinstance(value, str) else "<named>" if isinstance(value, dict) else None
+
+
+FunctionCallWire = Annotated[
+    Annotated[Literal["none", "auto"], Tag("<mode>")] | Annotated[NamedFunction, Tag("<named>")],
+    Discriminator(
+        _function_call_kind,
+        custom_error_type="invalid_function_call",
+        custom_error_message='function_call must be none, auto or {"name": …}',
+    ),
+]
+
+
+class JsonSchemaFormat(_Wire):
+    name: str = Field("response", min_length=1, max_length=128)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Wire):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class StreamOptions(_Wire):
     include_usage: bool | None = None
 
@@ -185,13 +288,13 @@ class ChatCompletionRequest(_Wire):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     user: str | None = None
-    # Accepted without error for now (a later issue emulates them).
-    tools: list[Any] | None = None
-    tool_choice: Any = None
+    # Emulated in the prompt (docs/tools.md).
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoiceWire | None = None
     parallel_tool_calls: bool | None = None
-    functions: list[Any] | None = None
-    function_call: Any = None
-    response_format: dict[str, Any] | None = None
+    functions: list[FunctionDefinition] | None = Field(None, max_length=MAX_TOOLS)
+    function_call: FunctionCallWire | None = None
+    response_format: ResponseFormat | None = None
     modalities: list[str] | None = None
 
     @property

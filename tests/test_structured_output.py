@@ -45,9 +45,9 @@ def test_an_invalid_answer_is_repaired(client: openai.OpenAI, sim: SimulatorHand
 def test_strict_and_still_invalid_is_an_error(client: openai.OpenAI, sim: SimulatorHandle) -> None:
     sim.queue_answers("no JSON here", "nor here")
     with pytest.raises(openai.APIStatusError) as raised:
-        client.chat.completions.parse(model=MODEL, messages=ASK, response_format=Weather)  # SDK sends strict
+        client.chat.completions.parse(model=MODEL, messages=ASK, response_format=Weather)  # sent as strict
     assert raised.value.status_code == 502
-    assert raised.value.code == "invalid_structured_output"  # type: ignore[attr-defined]
+    assert raised.value.code == "invalid_structured_output"
 
 
 def test_json_mode_gives_bare_json(client: openai.OpenAI, sim: SimulatorHandle) -> None:

@@ -18,7 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from onemin_relay.accounts import admin
+from onemin_relay.accounts.factory import open_accounts
+from onemin_relay.accounts.ledger import UsageLedger
+from onemin_relay.accounts.store import AccountStore
 from onemin_relay.api import audio, chat, files, images, models
+from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, service_unavailable
 from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
@@ -30,6 +35,7 @@ from onemin_relay.translate.errors import openai_error_from_upstream
 from onemin_relay.upstream.catalogue import ModelCatalogue
 from onemin_relay.upstream.client import OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
+from onemin_relay.upstream.keys import UpstreamKeyPool
 
 log = logging.getLogger("onemin_relay")
 
@@ -45,6 +51,9 @@ class RelayContext:
     # Called with each finished request's record (access log first). Append at start-up; a listener must
     # be quick and must not block: hand slow work (a database write) to a queue.
     request_listeners: list[RequestListener]
+    accounts: AccountStore  # relay keys, the usage ledger, spend totals
+    ledger: UsageLedger
+    authenticator: Authenticator
 
 
 async def health(request: Request) -> Response:
@@ -90,15 +99,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        upstream = OneMinClient(settings, transport=upstream_transport)
+        upstream_keys = UpstreamKeyPool(settings.onemin_api_keys)
+        upstream = OneMinClient(settings, transport=upstream_transport, keys=upstream_keys)
         state = await open_state(settings)
+        accounts = await open_accounts(settings)
+        ledger = UsageLedger(
+            accounts, retention=settings.usage_retention, sweep_interval=settings.retention_sweep_interval
+        )
         app.state.relay = RelayContext(
             settings=settings,
             upstream=upstream,
             catalogue=ModelCatalogue(upstream, settings),
             state=state,
             request_listeners=request_listeners,
+            accounts=accounts,
+            ledger=ledger,
+            authenticator=Authenticator(settings, accounts, ledger, upstream_keys),
         )
+        ledger.start()
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
         try:
             yield
@@ -106,6 +124,8 @@ def create_app(
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
+            await ledger.aclose()  # after the server stopped taking requests: writes every record
+            await accounts.aclose()
             await state.aclose()
             await upstream.aclose()
 
@@ -116,6 +136,7 @@ def create_app(
         *images.routes,
         *audio.routes,
         *files.routes,
+        *admin.routes,
     ]
     middleware = [
         Middleware(RequestContextMiddleware, listeners=request_listeners),
@@ -130,6 +151,7 @@ def create_app(
         # Inside the two above (not in `exception_handlers`, which Starlette runs outside every
         # middleware), so an unexpected 500 still carries x-request-id and CORS headers.
         Middleware(ServerErrorMiddleware, handler=_unexpected_error),
+        Middleware(CallerMiddleware),  # before the rate limits, which count per caller identity
         Middleware(RateLimitMiddleware, settings=settings),
     ]
     return Starlette(

@@ -14,6 +14,7 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from onemin_relay import __version__
+from onemin_relay.accounts.cli import add_keys_command
 from onemin_relay.app import create_app
 from onemin_relay.config import ConfigError, Settings, load_settings
 from onemin_relay.doctor.command import add_commands as add_doctor_commands
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
         sub.set_defaults(handler=handler)
     add_doctor_commands(commands)
+    add_keys_command(commands, load_settings)
     return parser
 
 

@@ -22,6 +22,15 @@ def _split_commas(value: object) -> object:
     return value
 
 
+def check_rate_limit(value: str) -> str:
+    """A rate limit as `limits` parses it (`60/minute`, `10 per second`), or empty for none."""
+    if value and not RATE_LIMIT_PATTERN.match(value):
+        raise ValueError("expected a limit such as '60/minute' or '10 per second'")
+    if value and int(re.split(r"\D", value.strip(), maxsplit=1)[0]) == 0:
+        raise ValueError("a limit of 0 would refuse every request; leave it empty to turn it off")
+    return value.strip()
+
+
 def parse_memcached_url(url: str) -> list[tuple[str, int]]:
     """`memcached://host:port[,host:port…]` → the servers (port 11211 when left out).
 
@@ -92,18 +101,20 @@ class Settings(BaseSettings):
     upstream_rate_guard: bool = False
     upstream_rate_guard_limit: str = "180/minute"
 
-    _split = field_validator("cors_allow_origins", "subset_of_one_min_permitted_models", mode="before")(
-        _split_commas
-    )
+    # --- operators: relay keys, budgets, usage ledger, admin API -------------------------------
+    auth_mode: Literal["passthrough", "keys", "both"] = "passthrough"
+    onemin_api_keys: CommaList = Field(default_factory=list)
+    onemin_api_keys_file: Path | None = None
+    admin_token: str = ""
+    usage_retention: float = Field(90 * 24 * 3600.0, gt=0, description="Seconds a ledger record is kept")
 
-    @field_validator("rate_limit", "rate_limit_per_ip", "upstream_rate_guard_limit")
-    @classmethod
-    def _check_rate_limit(cls, value: str) -> str:
-        if value and not RATE_LIMIT_PATTERN.match(value):
-            raise ValueError("expected a limit such as '60/minute' or '10 per second'")
-        if value and int(re.split(r"\D", value.strip(), maxsplit=1)[0]) == 0:
-            raise ValueError("a limit of 0 would refuse every request; leave it empty to turn it off")
-        return value.strip()
+    _split = field_validator(
+        "cors_allow_origins", "subset_of_one_min_permitted_models", "onemin_api_keys", mode="before"
+    )(_split_commas)
+
+    _rate_limits = field_validator("rate_limit", "rate_limit_per_ip", "upstream_rate_guard_limit")(
+        check_rate_limit
+    )
 
     @field_validator("onemin_api_url", "onemin_asset_url")
     @classmethod
@@ -134,6 +145,27 @@ class Settings(BaseSettings):
                 parse_memcached_url(self.state_url)
             except ValueError:
                 raise ValueError("MEMCACHED_HOST must be a host name or address alone") from None
+        return self
+
+    @model_validator(mode="after")
+    def _upstream_keys_for_relay_keys(self) -> Settings:
+        if self.onemin_api_keys_file is not None:
+            try:
+                lines = self.onemin_api_keys_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"ONEMIN_API_KEYS_FILE cannot be read ({type(exc).__name__})") from None
+            file_keys = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+            self.onemin_api_keys = [*self.onemin_api_keys, *file_keys]
+        # Messages never repeat a key: only its position in the list.
+        for number, key in enumerate(self.onemin_api_keys, 1):
+            if not re.fullmatch(r"[\x21-\x7e]{1,512}", key):
+                raise ValueError(f"upstream key number {number} holds characters that cannot be sent")
+        self.onemin_api_keys = list(dict.fromkeys(self.onemin_api_keys))
+        if self.auth_mode != "passthrough" and not self.onemin_api_keys:
+            raise ValueError(
+                f"AUTH_MODE={self.auth_mode} needs the relay's 1min.ai key(s) in ONEMIN_API_KEYS or "
+                "ONEMIN_API_KEYS_FILE"
+            )
         return self
 
     @cached_property

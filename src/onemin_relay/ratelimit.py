@@ -8,6 +8,7 @@ gets OpenAI's 429 `rate_limit_exceeded`; every limited /v1 response carries Open
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onemin_relay.api.auth import caller_key, key_hash
+from onemin_relay.api.auth import Caller, key_hash, resolved_caller
 from onemin_relay.config import Settings, parse_memcached_url
 from onemin_relay.errors import OpenAIError
 from onemin_relay.observability import current_record
@@ -47,7 +48,7 @@ _STORAGE_ERRORS = (StorageError, ConnectionError, TimeoutError, OSError)
 class Rule:
     name: str  # also part of the storage key: "key", "ip" or "upstream"
     item: RateLimitItem
-    by: Literal["key", "ip"]
+    by: Literal["key", "ip", "upstream"]  # caller identity, client address, or the 1min.ai key used
     posts_only: bool  # the upstream guard counts only requests that reach 1min.ai
     subject: str  # for the 429 message
 
@@ -61,7 +62,7 @@ def configured_rules(settings: Settings) -> list[Rule]:
         rules.append(Rule("key", parse(settings.rate_limit), "key", False, "your API key"))
     if settings.upstream_rate_guard:
         subject = "requests forwarded to 1min.ai with your API key"
-        rules.append(Rule("upstream", parse(settings.upstream_rate_guard_limit), "key", True, subject))
+        rules.append(Rule("upstream", parse(settings.upstream_rate_guard_limit), "upstream", True, subject))
     if settings.rate_limit_per_ip:
         rules.append(Rule("ip", parse(settings.rate_limit_per_ip), "ip", False, "your IP address"))
     return rules
@@ -155,7 +156,8 @@ class RateLimitMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._closing_at_shutdown(send))
             return
-        if not self.rules or not self._is_limited(scope) or time.monotonic() < self._skip_until:
+        limits_something = self.rules or self.settings.auth_mode != "passthrough"  # relay keys' own limits
+        if not limits_something or not self._is_limited(scope) or time.monotonic() < self._skip_until:
             await self.app(scope, receive, send)
             return
         try:
@@ -206,12 +208,14 @@ class RateLimitMiddleware:
         tightest limit (fewest requests left), whose numbers go into the response headers."""
         limiter = self._limiter_in_loop()
         request = Request(scope)
+        who = resolved_caller(scope)
         identities = {
-            "key": _caller_key_hash(request),
+            "key": who.identity if who else None,
+            "upstream": key_hash(who.upstream_key) if who else None,
             "ip": request.client.host if request.client else "unknown",
         }
         tightest: Verdict | None = None
-        for rule in self.rules:
+        for rule in [*self.rules, *_relay_key_rules(who)]:
             identity = identities[rule.by]
             if identity is None:
                 continue  # no usable key: the route answers 401
@@ -227,11 +231,16 @@ class RateLimitMiddleware:
         return tightest
 
 
-def _caller_key_hash(request: Request) -> str | None:
-    try:
-        return key_hash(caller_key(request))
-    except OpenAIError:
-        return None
+def _relay_key_rules(who: Caller | None) -> list[Rule]:
+    """A relay key's own limit, counted under its id beside RATE_LIMIT's."""
+    if who is None or who.relay_key is None or not who.relay_key.rate_limit:
+        return []
+    return [Rule("relay-key", _parsed(who.relay_key.rate_limit), "key", False, "your relay key")]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(limit: str) -> RateLimitItem:
+    return parse(limit)
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller_key
+from onemin_relay.api.auth import caller
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.common import read_json, relay, validate
 from onemin_relay.api.downloads import stream_asset
@@ -53,7 +53,7 @@ class SpeechBody(BaseModel):
 
 
 async def create_speech(request: Request) -> Response:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     body = validate(SpeechBody, await read_json(request))
     if body.stream_format == "sse":
@@ -87,7 +87,7 @@ async def create_translation(request: Request) -> Response:
 
 
 async def _speech_to_text(request: Request, feature: str) -> Response:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_audio_upload_bytes) as form:
         upload = form.required_file("file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from onemin_relay.api.auth import require_model_allowed
 from onemin_relay.errors import OpenAIError, invalid_request
 from onemin_relay.observability import current_record
 
@@ -13,7 +14,10 @@ if TYPE_CHECKING:
 
 
 async def require_capability(context: RelayContext, model: str, feature: str, capability: str) -> ModelInfo:
-    """The catalogue entry of `model` under `feature`; `capability` names the feature for people."""
+    """The catalogue entry of `model` under `feature`; `capability` names the feature for people.
+
+    A relay key not allowed `model` gets its 403 here, before anything goes upstream."""
+    require_model_allowed(model)
     try:
         info = await context.catalogue.require(model, feature)
     except OpenAIError as exc:

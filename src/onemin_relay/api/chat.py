@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller_key
+from onemin_relay.api.auth import caller
 from onemin_relay.api.chat_stream import chat_chunks
 from onemin_relay.api.common import read_json
 from onemin_relay.api.event_stream import EventStreamResponse
@@ -19,7 +19,7 @@ from onemin_relay.translate.chat_wire import parse_chat_request
 
 
 async def create_chat_completion(request: Request) -> Response:
-    caller_key(request)  # a missing key is answered before anything is read
+    caller(request)  # a missing key is answered before anything is read
     chat = parse_chat_request(await read_json(request))
     core = core_request(chat)
     if chat.stream:

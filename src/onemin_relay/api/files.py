@@ -1,5 +1,5 @@
 """OpenAI /v1/files: uploads go to 1min.ai's Asset API; their metadata lives in the relay's state store,
-namespaced by the hash of the caller's key (another key's file is a 404, never a 403)."""
+namespaced by the caller's identity (`api/auth.py`; another caller's file is a 404, never a 403)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller_key, key_hash
+from onemin_relay.api.auth import caller
 from onemin_relay.api.common import relay
 from onemin_relay.api.downloads import stream_asset
 from onemin_relay.api.uploads import file_type, multipart_form, safe_filename, store_asset
@@ -47,7 +47,7 @@ def file_object(record: FileRecord) -> dict[str, Any]:
 
 async def find_file(request: Request, file_id: str, *, param: str = "id") -> FileRecord:
     """The caller's file `file_id`, or OpenAI's 404 — also for files of other keys and expired ones."""
-    owner = key_hash(caller_key(request))
+    owner = caller(request).identity
     record = None
     if file_id and len(file_id) <= _MAX_ID_LENGTH:
         record = await relay(request).state.get_file(owner, file_id)
@@ -57,7 +57,7 @@ async def find_file(request: Request, file_id: str, *, param: str = "id") -> Fil
 
 
 async def create_file(request: Request) -> Response:
-    api_key = caller_key(request)
+    who = caller(request)
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_file_upload_bytes) as form:
         upload = form.required_file("file")
@@ -67,12 +67,12 @@ async def create_file(request: Request) -> Response:
         filename = safe_filename(upload.filename or "", extension=media.extension)
         size = upload.size or 0
         await context.state.ping()  # no upload upstream when its record could not be kept
-        asset = await store_asset(context.upstream, api_key, upload.file, filename, media, "file")
+        asset = await store_asset(context.upstream, who.upstream_key, upload.file, filename, media, "file")
     created = int(time.time())
     retention = int(context.settings.file_retention)
     record = FileRecord(
         id=new_file_id(),
-        owner=key_hash(api_key),
+        owner=who.identity,
         filename=(upload.filename or filename)[:255],
         bytes=size,
         purpose=purpose,
@@ -105,7 +105,7 @@ def _expires_after(anchor: str | None, seconds: int | None) -> int | None:
 
 
 async def list_files(request: Request) -> Response:
-    owner = key_hash(caller_key(request))
+    owner = caller(request).identity
     query = request.query_params
     limit_text = query.get("limit", str(_MAX_LIST_LIMIT))
     # ASCII digits only: str.isdigit() also takes '¹', which int() does not

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller_key
+from onemin_relay.api.auth import caller
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.common import read_json, relay, validate
 from onemin_relay.api.downloads import download_asset
@@ -94,7 +94,7 @@ def _refuse_streaming(stream: bool | str | None) -> None:
 
 
 async def create_image(request: Request) -> Response:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     body = validate(GenerationBody, await read_json(request))
     _refuse_streaming(body.stream)
@@ -123,7 +123,7 @@ def _form_options(form: UploadForm) -> ImageOptions:
 
 
 async def create_variation(request: Request) -> Response:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     async with multipart_form(request, max_file_bytes=context.settings.max_image_upload_bytes) as form:
         image = form.required_file("image")
@@ -145,7 +145,7 @@ async def create_edit(request: Request) -> Response:
     """Multipart (`image`, `mask` uploads) or JSON (`images`, `mask` as URL, data URL or file id)."""
     if request.headers.get("content-type", "").lower().startswith("application/json"):
         return await _json_edit(request)
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     limit = context.settings.max_image_upload_bytes
     async with multipart_form(request, max_file_bytes=limit, max_files=_MAX_EDIT_IMAGES + 1) as form:
@@ -188,7 +188,7 @@ class JsonEditBody(_ImageBody):
 
 
 async def _json_edit(request: Request) -> Response:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     body = validate(JsonEditBody, await read_json(request))
     _refuse_streaming(body.stream)

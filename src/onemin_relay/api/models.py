@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller_key
+from onemin_relay.api.auth import caller, model_visible
 from onemin_relay.api.common import relay
 from onemin_relay.errors import model_not_found
 from onemin_relay.upstream.catalogue import ModelInfo
@@ -27,16 +27,16 @@ def model_object(info: ModelInfo) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> Response:
-    caller_key(request)
-    models = await relay(request).catalogue.list_active()
+    caller(request)
+    models = [info for info in await relay(request).catalogue.list_active() if model_visible(info.id)]
     return JSONResponse({"object": "list", "data": [model_object(info) for info in models]})
 
 
 async def retrieve_model(request: Request) -> Response:
-    caller_key(request)
+    caller(request)
     model_id: str = request.path_params["model_id"]
     info = await relay(request).catalogue.find(model_id)
-    if info is None:
+    if info is None or not model_visible(model_id):
         raise model_not_found(model_id)
     return JSONResponse(model_object(info))
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from starlette.requests import Request
 
-from onemin_relay.api.auth import caller_key
+from onemin_relay.api.auth import caller
 from onemin_relay.api.capabilities import require_capability
 from onemin_relay.api.chat_media import all_or_nothing, resolve_attachments
 from onemin_relay.api.common import relay
@@ -95,7 +95,7 @@ class _Prepared:
 
 
 async def _prepare(request: Request, core: CoreRequest) -> _Prepared:
-    api_key = caller_key(request)
+    api_key = caller(request).upstream_key
     context = relay(request)
     note_model(core.model)
     await load_encoding()  # answers are cut and counted with it

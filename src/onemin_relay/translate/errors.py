@@ -12,15 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from onemin_relay.errors import OpenAIError
-from onemin_relay.upstream.errors import UpstreamError
+from onemin_relay.upstream.errors import UpstreamError, is_out_of_credits
 
 _MODEL_CODES = frozenset({"UNSUPPORTED_MODEL", "MODEL_NOT_FOUND", "INVALID_MODEL", "MODEL_DISABLED"})
-_CREDIT_CODES = frozenset(
-    {"INSUFFICIENT_CREDITS", "INSUFFICIENT_CREDIT", "CREDIT_LIMIT_EXCEEDED", "QUOTA_EXCEEDED"}
-)
-_CREDIT_WORDS = re.compile(
-    r"insufficient credit|not enough credit|credit limit|out of credit|quota", re.IGNORECASE
-)
 _TIMEOUT_STATUSES = frozenset({504, 522, 524})
 
 
@@ -36,9 +30,7 @@ def openai_error_from_upstream(error: UpstreamError) -> OpenAIError:
             code="invalid_api_key",
         )
     rate_limited = error.status == 429 or code == "RATE_LIMITED"
-    # The wording only decides when nothing else does: a rate limit may well speak of a "quota".
-    worded_as_credits = not rate_limited and _CREDIT_WORDS.search(error.message)
-    if error.status == 402 or code in _CREDIT_CODES or worded_as_credits:
+    if is_out_of_credits(error):
         return OpenAIError(
             429,
             f"Your 1min.ai credits are exhausted: {message}",

@@ -19,6 +19,11 @@ Billed calls: chat (JSON and stream) and features — upstream may charge for an
 
 `upstream/transport.py` makes aiohttp's failures fall into the right row.
 
+Key failover (AUTH_MODE keys/both, `upstream/keys.py`): when a key of the relay's own pool is refused
+as out of credits (402 / INSUFFICIENT_CREDITS) or rate limited (429), the next pool key takes the
+call at once. Both are refusals before processing, so a billed call is never run twice; every other
+failure keeps the rows above. A caller's own key (passthrough) never fails over.
+
 Timeouts: connect `upstream_connect_timeout`; read `upstream_timeout` (chat, results, models, assets)
 or `upstream_media_timeout` (features); a stream has no overall limit once its headers arrived, only
 `upstream_timeout` between bytes. Only the configured API host, asset host and the S3 forms of the
@@ -57,6 +62,7 @@ from onemin_relay.upstream.errors import (
     redact,
     short_message,
 )
+from onemin_relay.upstream.keys import Balance, UpstreamKeyPool, balance_of, failover_reason, key_hash
 from onemin_relay.upstream.sse import DONE, StreamEvent, chat_events, record_text
 from onemin_relay.upstream.transport import aiohttp_transport
 
@@ -279,7 +285,8 @@ class OneMinClient:
     """Every 1min.ai call the relay makes, over one pooled `httpx.AsyncClient` on aiohttp's pool.
 
     `transport` routes the traffic elsewhere (tests, benchmarks) instead of `aiohttp_transport`;
-    `retry` replaces the retry pacing.
+    `retry` replaces the retry pacing; `keys` is the relay's own key pool, whose keys fail over to each
+    other (`upstream/keys.py`).
     """
 
     def __init__(
@@ -288,8 +295,11 @@ class OneMinClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        keys: UpstreamKeyPool | None = None,
     ) -> None:
         self._settings = settings
+        self._keys = keys or UpstreamKeyPool(())
+        self._balances: dict[str, Balance] = {}  # key hash → the credit its last record showed
         self._retry = retry or RetryPolicy(max_retries=settings.upstream_max_retries)
         api, assets = httpx.URL(settings.onemin_api_url), httpx.URL(settings.onemin_asset_url)
         self._origins = {(api.scheme, api.host, api.port), (assets.scheme, assets.host, assets.port)}
@@ -308,11 +318,20 @@ class OneMinClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def balances(self) -> list[Balance]:
+        """The credit of each of the relay's own keys as 1min.ai last reported it (for the dashboard)."""
+        return sorted(self._balances.values(), key=lambda balance: -balance.seen_at)
+
+    def _note_balance(self, key: str, record: dict[str, Any]) -> None:
+        # Only the relay's own keys: a passthrough caller's balance is theirs, not the operator's.
+        if key in self._keys and (balance := balance_of(key, record)) is not None:
+            self._balances[balance.key_hash] = balance
+
     # --- calls ----------------------------------------------------------------------------------
 
     async def chat(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /api/chat-with-ai → the aiRecord; FAILED status or no answer text → UpstreamError."""
-        record = await self._post_billed(
+        record, _ = await self._post_billed(
             "/api/chat-with-ai", api_key, payload, read_timeout=self._settings.upstream_timeout, what="chat"
         )
         _note_credits(record)
@@ -339,11 +358,11 @@ class OneMinClient:
     async def _chat_stream(
         self, api_key: str, payload: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        def build() -> httpx.Request:
+        def build(key: str | None) -> httpx.Request:
             return self._request(
                 "POST",
                 "/api/chat-with-ai",
-                api_key,
+                key,
                 read_timeout=self._settings.upstream_timeout,
                 params={"isStreaming": "true"},
                 json=payload,
@@ -352,14 +371,15 @@ class OneMinClient:
 
         # The whole exchange is upstream time: until its end 1min.ai is what the caller waits on.
         with _masking(api_key), timing_upstream():
-            response = await self._with_retries(
+            response, used = await self._with_retries(
                 "POST /api/chat-with-ai?isStreaming=true",
-                lambda: self._open(build(), api_key),
+                lambda key: self._open(build(key), key),
                 billed=True,
+                api_key=api_key,
             )
             try:
                 if _media_type(response) == "text/event-stream":
-                    stream = _SseStream(response, api_key)
+                    stream = _SseStream(response, used or api_key, self._note_balance)
                     try:
                         yield stream.events
                         await stream.drain()  # only on a normal exit: a failure or a cancel just closes
@@ -382,7 +402,7 @@ class OneMinClient:
         A failed record raises FAILED; a successful one is returned as is, whatever its resultObject.
         """
         deadline = time.monotonic() + self._settings.upstream_media_timeout
-        record = await self._post_billed(
+        record, api_key = await self._post_billed(
             "/api/features",
             api_key,
             payload,
@@ -410,7 +430,7 @@ class OneMinClient:
         if not _SAFE_RESULT_ID.match(uuid):
             return None
         with _masking(api_key):
-            body = await self._json_call(
+            body, _ = await self._json_call(
                 "GET",
                 f"/api/results/{uuid}",
                 api_key,
@@ -427,7 +447,7 @@ class OneMinClient:
         `content` is bytes or a seekable binary file (e.g. an `UploadFile.file`).
         """
         upload = _AssetBody(filename, content, content_type)
-        body = await self._json_call(
+        body, _ = await self._json_call(
             "POST",
             "/api/assets",
             api_key,
@@ -456,7 +476,7 @@ class OneMinClient:
 
     async def models(self, feature: str) -> list[dict[str, Any]]:
         """GET /models?feature=… (public, no key) → the catalogue entries."""
-        body = await self._json_call(
+        body, _ = await self._json_call(
             "GET",
             "/models",
             None,
@@ -511,7 +531,7 @@ class OneMinClient:
         """Fetch an asset into memory → (bytes, media type); TOO_LARGE past `max_bytes`."""
         url = self._resolve(key_or_url)
 
-        async def attempt() -> tuple[bytes, str]:
+        async def attempt(_: str | None) -> tuple[bytes, str]:
             response = await self._open(self._download_request(url), None, follow_redirects=True)
             try:
                 declared = response.headers.get("content-length", "")
@@ -529,7 +549,7 @@ class OneMinClient:
             return body, _media_type(response)
 
         with timing_upstream():
-            return await self._with_retries(f"GET {url.host}", attempt, billed=False)
+            return (await self._with_retries(f"GET {url.host}", attempt, billed=False, api_key=None))[0]
 
     def stream_download(
         self, key_or_url: str
@@ -545,10 +565,11 @@ class OneMinClient:
     async def _stream_download(self, key_or_url: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
         url = self._resolve(key_or_url)
         with timing_upstream():  # until the body is relayed: a slow client holds the exchange open too
-            response = await self._with_retries(
+            response, _ = await self._with_retries(
                 f"GET {url.host}",
-                lambda: self._open(self._download_request(url), None, follow_redirects=True),
+                lambda _: self._open(self._download_request(url), None, follow_redirects=True),
                 billed=False,
+                api_key=None,
             )
             try:
                 chunks = self._body_chunks(response)
@@ -613,10 +634,12 @@ class OneMinClient:
 
     async def _json_call(
         self, method: str, path: str, api_key: str | None, *, billed: bool, read_timeout: float, **kwargs: Any
-    ) -> Any:
-        async def attempt() -> Any:
+    ) -> tuple[Any, str | None]:
+        """→ (decoded body, the key that got it: `api_key` or, after a failover, another pool key)."""
+
+        async def attempt(key: str | None) -> Any:
             response = await self._open(
-                self._request(method, path, api_key, read_timeout=read_timeout, **kwargs), api_key
+                self._request(method, path, key, read_timeout=read_timeout, **kwargs), key
             )
             try:
                 body = await _read_capped(response, _JSON_BODY_LIMIT)
@@ -627,34 +650,56 @@ class OneMinClient:
             return _decode_json(body)
 
         with timing_upstream():
-            return await self._with_retries(f"{method} {path}", attempt, billed=billed)
+            return await self._with_retries(f"{method} {path}", attempt, billed=billed, api_key=api_key)
 
     async def _post_billed(
         self, path: str, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
-    ) -> dict[str, Any]:
-        """POST a billed call (chat, feature) → its aiRecord, not yet checked for success."""
+    ) -> tuple[dict[str, Any], str]:
+        """POST a billed call (chat, feature) → (its aiRecord, not yet checked for success; the key used)."""
         with _masking(api_key):
-            body = await self._json_call(
+            body, used = await self._json_call(
                 "POST", path, api_key, billed=True, read_timeout=read_timeout, json=payload
             )
-            return _required_record(body, what)
+        used = used or api_key
+        with _masking(used):
+            record = _required_record(body, what)
+        self._note_balance(used, record)
+        return record, used
 
-    async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]], *, billed: bool) -> T:
-        """Run `attempt` until it succeeds or a failure is not safe to retry (see the module docstring)."""
+    async def _with_retries(
+        self, what: str, attempt: Callable[[str | None], Awaitable[T]], *, billed: bool, api_key: str | None
+    ) -> tuple[T, str | None]:
+        """Run `attempt(key)` until it succeeds or a failure is not safe to retry (see the module
+        docstring) → (its result, the key it used). A refusal of a pool key (out of credits, rate
+        limited) moves at once to the pool's next key, without counting as a retry."""
         retry = 0
+        key, tried = api_key, {api_key}
         while True:
             failure: Exception
             try:
-                return await attempt()
+                return await attempt(key), key
             except UpstreamError as exc:
                 failure = error = exc
             except httpx.RequestError as exc:
                 failure, error = exc, _request_error(exc)
             note_upstream_error(error.status, error.code)
+            if key is not None and (other := self._keys.failover(key, error, tried)) is not None:
+                log.warning(
+                    "1min.ai %s: key %s %s; key %s takes the call",
+                    what,
+                    key_hash(key),
+                    failover_reason(error),
+                    key_hash(other),
+                )
+                key = other
+                tried.add(key)
+                continue
             delay = None
             if retry < self._retry.max_retries and _may_retry(failure, billed=billed):
                 delay = error.retry_after if error.retry_after is not None else self._retry.backoff(retry)
             if delay is None or delay > self._retry.max_retry_after:
+                if key is not None and key != api_key:  # the caller's `_masking` knows only its own key
+                    error = redact(error, key)
                 raise error from (None if error is failure else failure)
             retry += 1
             log.warning(
@@ -720,10 +765,13 @@ def _disallowed(host: str) -> UpstreamError:
 class _SseStream:
     """One upstream SSE body: its decoded events, and a clean end that keeps the connection pooled."""
 
-    def __init__(self, response: httpx.Response, api_key: str) -> None:
+    def __init__(
+        self, response: httpx.Response, api_key: str, note_balance: Callable[[str, dict[str, Any]], None]
+    ) -> None:
         response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
         self._sse = EventSource(response).aiter_sse()
         self._api_key = api_key
+        self._note_balance = note_balance
         self._finished = False
         self.events = self._events()
 
@@ -735,6 +783,7 @@ class _SseStream:
                     note_upstream_error(200, "STREAM_ERROR")
                 elif event.kind == "result" and event.record is not None:
                     _note_credits(event.record)
+                    self._note_balance(self._api_key, event.record)
                 self._finished = event.kind in ("done", "error")
                 yield event
         except httpx.RequestError as exc:

@@ -185,6 +185,23 @@ def failed_record_error(record: Mapping[str, Any]) -> UpstreamError:
     )
 
 
+_CREDIT_CODES = frozenset(
+    {"INSUFFICIENT_CREDITS", "INSUFFICIENT_CREDIT", "CREDIT_LIMIT_EXCEEDED", "QUOTA_EXCEEDED"}
+)
+_CREDIT_WORDS = re.compile(
+    r"insufficient credit|not enough credit|credit limit|out of credit|quota", re.IGNORECASE
+)
+
+
+def is_out_of_credits(error: UpstreamError) -> bool:
+    """1min.ai refused the call because the key's credits are spent (a refusal: nothing ran)."""
+    if error.status == 402 or error.code.upper() in _CREDIT_CODES:
+        return True
+    # The wording only decides when nothing else does: a rate limit may well speak of a "quota".
+    rate_limited = error.status == 429 or error.code.upper() == "RATE_LIMITED"
+    return not rate_limited and _CREDIT_WORDS.search(error.message) is not None
+
+
 def invalid_response(message: str, status: int = 200) -> UpstreamError:
     return UpstreamError(status, "INVALID_RESPONSE", message)
 

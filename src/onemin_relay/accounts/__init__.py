@@ -1,0 +1,1 @@
+"""What the people running a relay need: relay keys with budgets, the usage ledger, the admin API."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import aiosqlite
 from onemin_relay.accounts.keys import RelayKey
 from onemin_relay.accounts.store import AccountStore
 from onemin_relay.accounts.usage import FIELDS, UsageQuery, UsageRecord, month_of, periods_of
-from onemin_relay.state.base import StateUnavailable, unavailable_on
+from onemin_relay.state.sqlite import connect, in_write_transaction, read_all
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS relay_keys (
@@ -48,57 +47,39 @@ CREATE TABLE IF NOT EXISTS usage_totals (
 # Queries interpolate only these constant fragments; every value is bound as a parameter.
 _COLUMNS = ", ".join(FIELDS)
 _PLACEHOLDERS = ", ".join("?" * len(FIELDS))
-_UNAVAILABLE = (sqlite3.DatabaseError, ValueError)
-_WHERE = "SQLite accounts"
 
 
 class SQLiteAccountStore(AccountStore):
+    """Same discipline as `state/sqlite.py`: autocommit, every cursor closed before the next await,
+    writes in `BEGIN IMMEDIATE` transactions, retried while another process holds the file."""
+
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
-        self._write = asyncio.Lock()  # one transaction at a time on this connection
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteAccountStore:
-        try:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path, isolation_level=None)  # transactions are explicit
-        except (OSError, sqlite3.Error) as exc:
-            raise StateUnavailable(f"cannot open the SQLite accounts file {path}: {exc}") from exc
-        try:
-            await connection.execute("PRAGMA journal_mode=WAL")
-            await connection.execute("PRAGMA busy_timeout=5000")
-            await connection.execute("PRAGMA synchronous=NORMAL")
-            await connection.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            await connection.close()
-            raise StateUnavailable(f"cannot prepare the SQLite accounts tables in {path}: {exc}") from exc
-        return cls(connection)
+        return cls(await connect(path, _SCHEMA))
 
     async def put_key(self, key: RelayKey) -> None:
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._write:
-                await self._db.execute(
-                    "INSERT OR REPLACE INTO relay_keys (id, secret_hash, created_at, data) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key.id, key.secret_hash, key.created_at, key.to_json()),
-                )
+        async def statements() -> None:
+            await self._db.execute(
+                "INSERT OR REPLACE INTO relay_keys (id, secret_hash, created_at, data) VALUES (?, ?, ?, ?)",
+                (key.id, key.secret_hash, key.created_at, key.to_json()),
+            )
+
+        await in_write_transaction(self._db, self._writing, statements)
 
     async def key_by_id(self, key_id: str) -> RelayKey | None:
-        return await self._one_key("SELECT data FROM relay_keys WHERE id = ?", key_id)
+        rows = await read_all(self._db, "SELECT data FROM relay_keys WHERE id = ?", (key_id,))
+        return RelayKey.from_json(rows[0][0]) if rows else None
 
     async def key_by_secret_hash(self, digest: str) -> RelayKey | None:
-        return await self._one_key("SELECT data FROM relay_keys WHERE secret_hash = ?", digest)
-
-    async def _one_key(self, query: str, value: str) -> RelayKey | None:
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._db.execute(query, (value,)) as cursor:
-                row = await cursor.fetchone()
-        return RelayKey.from_json(row[0]) if row else None
+        rows = await read_all(self._db, "SELECT data FROM relay_keys WHERE secret_hash = ?", (digest,))
+        return RelayKey.from_json(rows[0][0]) if rows else None
 
     async def list_keys(self) -> list[RelayKey]:
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._db.execute("SELECT data FROM relay_keys ORDER BY created_at, id") as cursor:
-                rows = await cursor.fetchall()
+        rows = await read_all(self._db, "SELECT data FROM relay_keys ORDER BY created_at, id", ())
         return [RelayKey.from_json(row[0]) for row in rows]
 
     async def add_usage(self, records: Sequence[UsageRecord]) -> None:
@@ -106,32 +87,28 @@ class SQLiteAccountStore(AccountStore):
         for record in records:
             for period in periods_of(record.ts):
                 totals[record.key, period] = totals.get((record.key, period), 0.0) + record.credits
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._write:
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    await self._db.executemany(
-                        f"INSERT INTO usage_ledger ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
-                        [_row(record) for record in records],
-                    )
-                    await self._db.executemany(
-                        "INSERT INTO usage_totals (key, period, credits) VALUES (?, ?, ?) "
-                        "ON CONFLICT (key, period) DO UPDATE SET credits = credits + excluded.credits",
-                        [(key, period, credits) for (key, period), credits in totals.items()],
-                    )
-                except BaseException:
-                    await self._db.execute("ROLLBACK")
-                    raise
-                await self._db.execute("COMMIT")
+
+        async def statements() -> None:
+            await self._db.executemany(
+                f"INSERT INTO usage_ledger ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
+                [_row(record) for record in records],
+            )
+            await self._db.executemany(
+                "INSERT INTO usage_totals (key, period, credits) VALUES (?, ?, ?) "
+                "ON CONFLICT (key, period) DO UPDATE SET credits = credits + excluded.credits",
+                [(key, period, credits) for (key, period), credits in totals.items()],
+            )
+
+        await in_write_transaction(self._db, self._writing, statements)
 
     async def spent(self, key: str, periods: Sequence[str]) -> list[float]:
         marks = ", ".join("?" * len(periods))
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._db.execute(
-                f"SELECT period, credits FROM usage_totals WHERE key = ? AND period IN ({marks})",  # noqa: S608
-                (key, *periods),
-            ) as cursor:
-                found = {period: credits for period, credits in await cursor.fetchall()}
+        rows = await read_all(
+            self._db,
+            f"SELECT period, credits FROM usage_totals WHERE key = ? AND period IN ({marks})",  # noqa: S608
+            (key, *periods),
+        )
+        found = {period: credits for period, credits in rows}
         return [float(found.get(period, 0.0)) for period in periods]
 
     async def usage(self, query: UsageQuery) -> list[UsageRecord]:
@@ -144,22 +121,22 @@ class SQLiteAccountStore(AccountStore):
             where.append("model = ?")
             params.append(query.model)
         params.append(query.limit)
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._db.execute(
-                f"SELECT {_COLUMNS} FROM usage_ledger WHERE {' AND '.join(where)} "  # noqa: S608
-                "ORDER BY ts LIMIT ?",
-                params,
-            ) as cursor:
-                rows = await cursor.fetchall()
+        rows = await read_all(
+            self._db,
+            f"SELECT {_COLUMNS} FROM usage_ledger WHERE {' AND '.join(where)} ORDER BY ts LIMIT ?",  # noqa: S608
+            params,
+        )
         return [_record(row) for row in rows]
 
     async def delete_usage_before(self, ts: float) -> int:
-        with unavailable_on(_UNAVAILABLE, _WHERE):
-            async with self._write:
-                cursor = await self._db.execute("DELETE FROM usage_ledger WHERE ts < ?", (ts,))
-                # Totals of periods that ended before the cutoff's month: no budget reads them again.
-                await self._db.execute("DELETE FROM usage_totals WHERE period < ?", (month_of(ts),))
-        return cursor.rowcount
+        async def statements() -> int:
+            async with self._db.execute("DELETE FROM usage_ledger WHERE ts < ?", (ts,)) as cursor:
+                removed = cursor.rowcount
+            # Totals of periods that ended before the cutoff's month: no budget reads them again.
+            await self._db.execute("DELETE FROM usage_totals WHERE period < ?", (month_of(ts),))
+            return removed
+
+        return await in_write_transaction(self._db, self._writing, statements)
 
     async def aclose(self) -> None:
         await self._db.close()

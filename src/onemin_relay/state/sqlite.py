@@ -85,26 +85,7 @@ class SQLiteStateStore(StateStore):
     @classmethod
     async def open(cls, path: Path) -> SQLiteStateStore:
         """Open (creating the directory and the file if needed) and prepare the schema."""
-        try:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see above
-        except (OSError, sqlite3.Error) as exc:
-            raise StateUnavailable(f"cannot open the SQLite state file {path}: {exc}") from exc
-
-        async def prepare() -> None:
-            # WAL lets readers proceed while a write is in progress; the busy timeout rides out
-            # short locks taken by another process sharing (or creating) the file.
-            await connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            await connection.execute("PRAGMA journal_mode=WAL")
-            await connection.execute("PRAGMA synchronous=NORMAL")
-            await connection.executescript(_SCHEMA)
-
-        try:
-            await _retrying(prepare)
-        except StateUnavailable as exc:
-            await connection.close()
-            raise StateUnavailable(f"cannot prepare the SQLite state file {path}: {exc.__cause__}") from exc
-        return cls(connection, path)
+        return cls(await connect(path, _SCHEMA), path)
 
     async def put_file(self, record: FileRecord) -> None:
         await self._write(
@@ -189,34 +170,74 @@ class SQLiteStateStore(StateStore):
         await self._read("SELECT 1", ())
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """All rows of one statement, its cursor closed before anything else runs."""
-
-        async def attempt() -> list[Any]:
-            async with self._db.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
-
-        return await _retrying(attempt)
+        return await read_all(self._db, sql, params)
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """Run one changing statement in its own `BEGIN IMMEDIATE` transaction; rows changed."""
 
-        async def attempt() -> int:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                async with self._db.execute(sql, params) as cursor:
-                    changed = cursor.rowcount
-                await self._db.execute("COMMIT")
-            except BaseException:  # cancelled too: never leave the connection inside a transaction
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await self._db.execute("ROLLBACK")
-                raise
-            return changed
+        async def statement() -> int:
+            async with self._db.execute(sql, params) as cursor:
+                return cursor.rowcount
 
-        async with self._writing:
-            return await _retrying(attempt)
+        return await in_write_transaction(self._db, self._writing, statement)
 
     async def aclose(self) -> None:
         await self._db.close()
+
+
+async def connect(path: Path, schema: str) -> aiosqlite.Connection:
+    """Open the file (creating it and its directory if needed) in autocommit mode and prepare `schema`."""
+    try:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)  # autocommit: see above
+    except (OSError, sqlite3.Error) as exc:
+        raise StateUnavailable(f"cannot open the SQLite state file {path}: {exc}") from exc
+
+    async def prepare() -> None:
+        # WAL lets readers proceed while a write is in progress; the busy timeout rides out
+        # short locks taken by another process sharing (or creating) the file.
+        await connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.executescript(schema)
+
+    try:
+        await _retrying(prepare)
+    except StateUnavailable as exc:
+        await connection.close()
+        raise StateUnavailable(f"cannot prepare the SQLite state file {path}: {exc.__cause__}") from exc
+    return connection
+
+
+async def read_all(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """All rows of one statement, its cursor closed before anything else runs."""
+
+    async def attempt() -> list[Any]:
+        async with db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    return await _retrying(attempt)
+
+
+async def in_write_transaction(
+    db: aiosqlite.Connection, writing: asyncio.Lock, statements: Callable[[], Awaitable[T]]
+) -> T:
+    """Run `statements` in one `BEGIN IMMEDIATE` … `COMMIT` (rolled back on any failure), one write
+    transaction at a time per `writing` lock, retried while the file is busy."""
+
+    async def attempt() -> T:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            result = await statements()
+            await db.execute("COMMIT")
+        except BaseException:  # cancelled too: never leave the connection inside a transaction
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await db.execute("ROLLBACK")
+            raise
+        return result
+
+    async with writing:
+        return await _retrying(attempt)
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]]) -> T:

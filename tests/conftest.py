@@ -30,7 +30,7 @@ pytest_plugins = ["tests.servers"]
 # Tests must never see a developer's own configuration.
 for _name in list(os.environ):
     if _name.upper().startswith(
-        ("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS")
+        ("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS", "MODELS_LIST")
     ):
         del os.environ[_name]
 

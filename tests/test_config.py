@@ -48,6 +48,7 @@ def test_original_memcached_variables_still_work(monkeypatch: pytest.MonkeyPatch
         ("STATE_URL", "redis://cache:port/0"),
         ("MEMCACHED_HOST", "cache:11211"),
         ("ONEMIN_API_URL", "ftp://example"),
+        ("MODELS_LIST", "chat,embeddings"),
     ],
 )
 def test_a_bad_value_is_reported_by_its_variable_name(

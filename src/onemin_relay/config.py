@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from onemin_relay.upstream.features import features_named
+
 RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
 CommaList = Annotated[list[str], NoDecode]
@@ -70,6 +72,8 @@ class Settings(BaseSettings):
     model_cache_ttl: float = Field(300.0, ge=0)
     subset_of_one_min_permitted_models: CommaList = Field(default_factory=list)
     permit_models_from_subset_only: bool = False
+    # Features whose models `GET /v1/models` lists when the client does not filter (empty: all).
+    models_list: CommaList = Field(default_factory=list)
 
     # --- chat --------------------------------------------------------------------------------------
     stream_keepalive_seconds: float = Field(15.0, gt=0)
@@ -109,8 +113,18 @@ class Settings(BaseSettings):
     usage_retention: float = Field(90 * 24 * 3600.0, gt=0, description="Seconds a ledger record is kept")
 
     _split = field_validator(
-        "cors_allow_origins", "subset_of_one_min_permitted_models", "onemin_api_keys", mode="before"
+        "cors_allow_origins",
+        "subset_of_one_min_permitted_models",
+        "onemin_api_keys",
+        "models_list",
+        mode="before",
     )(_split_commas)
+
+    @field_validator("models_list")
+    @classmethod
+    def _check_models_list(cls, value: list[str]) -> list[str]:
+        features_named(value)  # raises ValueError naming an unknown feature
+        return value
 
     _rate_limits = field_validator("rate_limit", "rate_limit_per_ip", "upstream_rate_guard_limit")(
         check_rate_limit
@@ -171,6 +185,11 @@ class Settings(BaseSettings):
     @cached_property
     def permitted_models(self) -> frozenset[str]:
         return frozenset(self.subset_of_one_min_permitted_models)
+
+    @cached_property
+    def listed_features(self) -> frozenset[str] | None:
+        """The upstream features MODELS_LIST names, or None: list every served feature."""
+        return features_named(self.models_list) if self.models_list else None
 
 
 class ConfigError(Exception):

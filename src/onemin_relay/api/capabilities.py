@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from onemin_relay.api.auth import require_model_allowed
 from onemin_relay.errors import OpenAIError, invalid_request
 from onemin_relay.observability import current_record
+from onemin_relay.upstream.features import FEATURE_NAMES, SERVED_FEATURES
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
@@ -21,10 +22,12 @@ async def require_capability(context: RelayContext, model: str, feature: str, ca
     try:
         info = await context.catalogue.require(model, feature)
     except OpenAIError as exc:
-        if exc.status == 404 and await context.catalogue.find(model) is not None:
+        known = await context.catalogue.find(model) if exc.status == 404 else None
+        if known is not None:
+            serves = ", ".join(FEATURE_NAMES[f] for f in SERVED_FEATURES if f in known.features)
             raise invalid_request(
-                f"Model `{model}` does not support {capability}. "
-                "GET /v1/models lists the models and what each can do.",
+                f"Model `{model}` does not support {capability} (it serves: {serves}). "
+                f"GET /v1/models?feature={FEATURE_NAMES[feature]} lists the models that do.",
                 param="model",
                 code="unsupported_model",
             ) from None

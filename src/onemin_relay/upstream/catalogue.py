@@ -22,21 +22,13 @@ import anyio
 from onemin_relay.config import Settings
 from onemin_relay.errors import model_not_found
 from onemin_relay.upstream.client import OneMinClient
+from onemin_relay.upstream.features import CHAT_FEATURE as CHAT_FEATURE
+from onemin_relay.upstream.features import SERVED_FEATURES as SERVED_FEATURES
 
 log = logging.getLogger("onemin_relay.catalogue")
 
-CHAT_FEATURE = "UNIFY_CHAT_WITH_AI"
-# Every upstream feature the relay serves, in the order /v1/models lists them.
-SERVED_FEATURES: tuple[str, ...] = (
-    CHAT_FEATURE,
-    "IMAGE_GENERATOR",
-    "IMAGE_VARIATOR",
-    "IMAGE_EDITOR",
-    "IMAGE_INPAINTER",
-    "TEXT_TO_SPEECH",
-    "SPEECH_TO_TEXT",
-    "AUDIO_TRANSLATOR",
-)
+# creditMetadata keys that are limits, not prices.
+_CONTEXT, _MAX_OUTPUT = "CONTEXT", "MAX_OUTPUT_TOKEN"
 # After a failed refresh, wait this long (at most the TTL) before asking upstream again.
 FAILED_REFRESH_BACKOFF = 30.0
 
@@ -65,6 +57,23 @@ class ModelInfo:
     @property
     def accepts_images(self) -> bool:
         return "IMAGE" in self.input_modalities
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model reads at most (`creditMetadata.CONTEXT`), when the catalogue says."""
+        return _positive_int(self.credit_metadata.get(_CONTEXT))
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        """Tokens the model writes at most (`creditMetadata.MAX_OUTPUT_TOKEN`), when the catalogue says."""
+        return _positive_int(self.credit_metadata.get(_MAX_OUTPUT))
+
+    @property
+    def credit_prices(self) -> dict[str, Any]:
+        """The prices in 1min.ai credits, keyed as its catalogue keys them (chat: `INPUT`/`OUTPUT` per
+        token as far as is known, `LOW_IMAGE` per image; media: `ALL` per call, or per-size tables)."""
+        limits = {_CONTEXT, _MAX_OUTPUT}
+        return {key: value for key, value in self.credit_metadata.items() if key not in limits}
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,12 @@ def _text(value: Any) -> str | None:
 
 def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or value != int(value):
+        return None
+    return int(value)
 
 
 def _unix_time(value: Any) -> int:

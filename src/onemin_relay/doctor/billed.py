@@ -31,7 +31,7 @@ from onemin_relay.doctor.context import (
 )
 from onemin_relay.doctor.observation import Observation, observe
 from onemin_relay.doctor.report import Item
-from onemin_relay.doctor.stream import StreamedChat, stream_chat
+from onemin_relay.doctor.stream import stream_chat
 from onemin_relay.translate.audio import (
     SPEECH,
     TRANSCRIPTION,
@@ -171,27 +171,13 @@ async def stream_cut(ctx: Context) -> Item:
     title = "chat: a stream cut by the client"
     if streamed.is_sse and "content" in streamed.kinds():
         return item("chat.stream_cut", title, "match", expected, f"cut after {len(streamed.events)} events")
-    return item("chat.stream_cut", title, "differs", expected, _stream_summary(ctx, streamed), breaking=True)
-
-
-def _stream_summary(ctx: Context, streamed: StreamedChat) -> str:
-    if not streamed.is_sse:
-        return ctx.show(streamed.answer)
-    kinds: list[str] = []
-    for kind in streamed.kinds():
-        if kinds and kinds[-1].split("×")[0] == kind:
-            count = int(kinds[-1].split("×")[1]) + 1 if "×" in kinds[-1] else 2
-            kinds[-1] = f"{kind}×{count}"
-        else:
-            kinds.append(kind)
-    tail = f", then the connection failed ({streamed.interrupted})" if streamed.interrupted else ""
-    return f"200 {streamed.answer.content_type}: {', '.join(kinds) or 'no events'}{tail}"
+    return item("chat.stream_cut", title, "differs", expected, streamed.describe(ctx.mask), breaking=True)
 
 
 async def chat_stream(ctx: Context) -> list[Item]:
     """One streamed chat: its event sequence, its opening `content` event, and its `result` record."""
     streamed = await stream_chat(ctx.client, ctx.key, build_payload(ctx.chat_model, PROMPT))
-    summary = _stream_summary(ctx, streamed)
+    summary = streamed.describe(ctx.mask)
     decoded = streamed.decoded() if streamed.is_sse else []
     results = [event.record for event in decoded if event.kind == "result" and event.record is not None]
     text = "".join(event.text for event in decoded if event.kind == "content")
@@ -304,7 +290,7 @@ async def stream_error(ctx: Context) -> Item:
             "chat.stream_error",
             title,
             expected,
-            _stream_summary(ctx, streamed),
+            streamed.describe(ctx.mask),
             ("done_after_error",),
             "1min.ai did not fail this stream, so what follows a failure could not be seen",
         )
@@ -316,7 +302,7 @@ async def stream_error(ctx: Context) -> Item:
         "done_after_error",
         "done" in after,
         expected,
-        _stream_summary(ctx, streamed),
+        streamed.describe(ctx.mask),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from onemin_relay.api.images import DEFAULT_EDIT_MODEL
 from onemin_relay.doctor.catalogue import Entries
 from onemin_relay.doctor.context import (
     NO_SUCH_MODEL,
@@ -23,6 +24,7 @@ from onemin_relay.doctor.context import (
 )
 from onemin_relay.doctor.observation import Observation, observe
 from onemin_relay.doctor.report import Item
+from onemin_relay.doctor.stream import stream_chat
 from onemin_relay.translate.audio import SPEECH
 from onemin_relay.translate.chat import build_payload
 from onemin_relay.translate.features import feature_request
@@ -34,7 +36,7 @@ INVALID_KEY = "1min-relay-doctor-invalid-key"
 RELAY_MODELS = (
     ("IMAGE_GENERATOR", "dall-e-2"),
     ("IMAGE_VARIATOR", "dall-e-2"),
-    ("IMAGE_EDITOR", "gpt-image-1"),
+    ("IMAGE_EDITOR", DEFAULT_EDIT_MODEL),
     ("TEXT_TO_SPEECH", SPEECH_MODEL),
     ("SPEECH_TO_TEXT", TRANSCRIPTION_MODEL),
 )
@@ -140,6 +142,19 @@ async def chat_validation(ctx: Context) -> Item:
     title = "chat: /api/chat-with-ai checks the prompt"
     result = verdict(is_answer(seen, 422, "A", "PROMPT_OBJECT_VALIDATION_FAILED"))
     return item("chat.endpoint", title, result, expected, ctx.show(seen), breaking=endpoint_missing(seen))
+
+
+async def refused_stream(ctx: Context) -> Item:
+    """§3.6: a stream refused before it starts is an ordinary JSON error, not an event stream."""
+    body = build_payload(ctx.chat_model, "")
+    body["promptObject"]["prompt"] = 42
+    streamed = await stream_chat(ctx.client, ctx.key, body)
+    expected = error_answer(422, "A", "PROMPT_OBJECT_VALIDATION_FAILED") + " as JSON, no event stream"
+    result = verdict(
+        not streamed.is_sse and is_answer(streamed.answer, 422, "A", "PROMPT_OBJECT_VALIDATION_FAILED")
+    )
+    observed = streamed.describe(ctx.mask)
+    return item("chat.refused_stream", "chat: a stream refused before it starts", result, expected, observed)
 
 
 async def type_required(ctx: Context) -> Item:

@@ -30,6 +30,7 @@ FREE_PROBES: tuple[Probe, ...] = (
     free.key_accepted,
     free.key_rejected,
     free.chat_validation,
+    free.refused_stream,
     free.type_required,
     free.chat_unknown_model,
     free.features_endpoint,

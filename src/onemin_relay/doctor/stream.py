@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from onemin_relay.doctor.observation import BODY_LIMIT, Observation, from_failure, from_response
+from onemin_relay.doctor.observation import BODY_LIMIT, Masker, Observation, from_failure, from_response
 from onemin_relay.upstream.client import OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
 from onemin_relay.upstream.sse import ChatEventDecoder, StreamEvent, classify
@@ -37,6 +37,20 @@ class StreamedChat:
     def kinds(self) -> list[str]:
         """The wire's event kinds, one per event (the event's own name for one the relay skips)."""
         return [event.kind if (event := classify(sse)) else sse.event for sse in self.events]
+
+    def describe(self, mask: Masker) -> str:
+        """`200 text/event-stream: content×5, result, done`, or the answer when it was not a stream."""
+        if not self.is_sse:
+            return self.answer.describe(mask)
+        kinds: list[str] = []
+        for kind in self.kinds():
+            name, _, count = kinds[-1].partition("×") if kinds else ("", "", "")
+            if name == kind:
+                kinds[-1] = f"{kind}×{int(count or 1) + 1}"
+            else:
+                kinds.append(kind)
+        tail = f", then the connection failed ({self.interrupted})" if self.interrupted else ""
+        return f"200 {self.answer.content_type}: {', '.join(kinds) or 'no events'}{tail}"
 
     def first_content(self) -> str | None:
         """The text of the first `content` event as sent, empty text included (None: there was none)."""

@@ -7,6 +7,7 @@ but do not fail the run), 1 when something it relies on has (an item marked `bre
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -101,7 +102,7 @@ def render_table(report: Report) -> str:
             lines.append(f"     note: {item.note}")
     counts = {result: sum(item.result == result for item in report.items) for result in SYMBOLS}
     lines += ["", f"{counts['match']} ✓  {counts['differs']} ✗  {counts['unknown']} ?"]
-    lines += report.notes
+    lines += [textwrap.fill(note, width=110, subsequent_indent="  ") for note in report.notes]
     suggestion = report.suggested_config()
     lines.append("")
     if suggestion:

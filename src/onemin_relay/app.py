@@ -117,6 +117,7 @@ def create_app(
             authenticator=Authenticator(settings, accounts, ledger, upstream_keys),
         )
         ledger.start()
+        request_listeners.append(ledger.on_request_end)
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
         try:
             yield

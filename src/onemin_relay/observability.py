@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, MutableSequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -53,6 +53,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     credits: int = 0  # 1min.ai credits of every upstream record seen
     credits_estimated: bool = False  # part of `credits` came from a price list, not from 1min.ai
+    prices: Mapping[str, Any] | None = None  # the model's catalogue creditMetadata (media credit estimates)
     upstream_calls: int = 0
     upstream_sum: float = 0.0
     # (status, code) of each failed upstream attempt, in order; status 0: no HTTP answer (connect, timeout)

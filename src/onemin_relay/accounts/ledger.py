@@ -16,6 +16,7 @@ from collections import deque
 
 from onemin_relay.accounts.store import AccountStore
 from onemin_relay.accounts.usage import UsageRecord, periods_of
+from onemin_relay.observability import RequestRecord
 from onemin_relay.state.base import StateUnavailable
 
 log = logging.getLogger("onemin_relay.ledger")
@@ -39,6 +40,27 @@ class UsageLedger:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-ledger")
+
+    def on_request_end(self, request: RequestRecord) -> None:
+        """The request-end listener: one ledger record for each /v1 call whose caller is known."""
+        if request.caller is None or not request.path.startswith("/v1"):
+            return
+        self.record(
+            UsageRecord(
+                ts=time.time(),
+                key=request.caller,
+                endpoint=request.route or request.path,
+                model=request.model or "",
+                status=request.status,
+                tokens_in=request.prompt_tokens or 0,
+                tokens_out=request.completion_tokens or 0,
+                credits=float(request.credits),
+                estimated=request.credits_estimated,
+                latency_ms=round((request.duration or 0.0) * 1000, 1),
+                upstream_ms=round(request.upstream_wall() * 1000, 1),
+                request_id=request.request_id,
+            )
+        )
 
     def record(self, record: UsageRecord) -> None:
         """Queue one record (never blocks, never fails the request)."""

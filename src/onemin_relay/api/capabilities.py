@@ -36,4 +36,5 @@ async def require_capability(context: RelayContext, model: str, feature: str, ca
     record.model_known = True  # a catalogue model: bounded, so it may label metrics
     if record.model is None:
         record.model = model
+    record.prices = info.credit_metadata  # media calls' credits are estimated from it
     return info

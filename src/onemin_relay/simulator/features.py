@@ -22,9 +22,9 @@ from onemin_relay.simulator.chat import (
 )
 from onemin_relay.simulator.errors import shape_b
 from onemin_relay.simulator.gateway import Call, open_call
-from onemin_relay.simulator.limits import feature_credits
 from onemin_relay.simulator.records import ai_record
 from onemin_relay.simulator.state import PendingResult
+from onemin_relay.translate.credits import feature_credits
 
 Handler = Callable[[Call, dict[str, Any], dict[str, Any]], Awaitable[list[str]]]
 
@@ -78,7 +78,9 @@ async def features(request: Request) -> Response:
         raise images.validation_error("promptObject", "promptObject must be an object")
 
     result_object = await HANDLERS[feature](call, model, prompt_object)
-    credits = feature_credits(model, prompt_object, len(result_object), call.state.config.credit_scale)
+    credits = feature_credits(
+        model.get("creditMetadata", {}), prompt_object, len(result_object), call.state.config.credit_scale
+    )
     record = feature_record(call, model, feature, prompt_object, result_object, {}, credits)
     failed = call.fault("failed-status")
     if feature in FILE_FEATURES and not failed:

@@ -8,6 +8,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from onemin_relay.translate.credits import price
+
 WINDOW_SECONDS = 60.0
 
 
@@ -75,11 +77,6 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4 if text else 0
 
 
-def _price(credit_metadata: dict[str, Any], name: str) -> float:
-    value = credit_metadata.get(name)
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
 def chat_usage(
     entry: dict[str, Any], input_text: str, output_text: str, images: int, scale: float
 ) -> dict[str, Any]:
@@ -88,9 +85,9 @@ def chat_usage(
     input_tokens = estimate_tokens(input_text)
     output_tokens = estimate_tokens(output_text)
     input_credit = round(
-        (input_tokens * _price(prices, "INPUT") + images * _price(prices, "LOW_IMAGE")) * scale
+        (input_tokens * price(prices, "INPUT") + images * price(prices, "LOW_IMAGE")) * scale
     )
-    output_credit = round(output_tokens * _price(prices, "OUTPUT") * scale)
+    output_credit = round(output_tokens * price(prices, "OUTPUT") * scale)
     return {
         "credit": input_credit + output_credit,
         "inputCredit": input_credit,
@@ -100,25 +97,3 @@ def chat_usage(
         "totalToken": input_tokens + output_tokens,
         "finishReason": "stop",
     }
-
-
-def feature_credits(entry: dict[str, Any], prompt_object: dict[str, Any], count: int, scale: float) -> int:
-    """Credits of a media call from the catalogue prices (never shown inline): a flat `ALL` price per result,
-    Midjourney's price per job by `mode`, or a price by quality and size with the provider's defaults
-    (Leonardo's tables go on to the number of images, pricing the whole job)."""
-    prices = entry.get("creditMetadata", {})
-    if "ALL" in prices:
-        return round(_price(prices, "ALL") * max(1, count) * scale)
-    mode = prompt_object.get("mode", "fast")
-    if isinstance(mode, str) and isinstance(prices.get(mode), int | float):
-        return round(_price(prices, mode) * scale)  # one Midjourney job renders four images
-    quality = prompt_object.get("quality")
-    if not isinstance(quality, str) or quality not in prices:
-        quality = next((name for name in ("medium", "standard") if name in prices), "")
-    table = prices.get(quality)
-    table = table if isinstance(table, dict) else prices
-    size = prompt_object.get("size", "1024x1024")
-    price = table.get(size) if isinstance(size, str) else None
-    if isinstance(price, dict):
-        return round(_price(price, str(count)) * scale)
-    return round((float(price) if isinstance(price, int | float) else 0.0) * max(1, count) * scale)

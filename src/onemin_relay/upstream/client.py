@@ -51,7 +51,8 @@ from httpx_sse import EventSource
 
 from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
-from onemin_relay.observability import note_credits, note_upstream_error, timing_upstream
+from onemin_relay.observability import current_record, note_credits, note_upstream_error, timing_upstream
+from onemin_relay.translate.credits import feature_credits
 from onemin_relay.translate.tokens import upstream_credits
 from onemin_relay.upstream.errors import (
     UpstreamError,
@@ -224,6 +225,24 @@ def _check_succeeded(record: dict[str, Any]) -> dict[str, Any]:
 def _note_credits(record: dict[str, Any]) -> None:
     metadata = record.get("metadata")
     note_credits(upstream_credits(metadata if isinstance(metadata, dict) else None))
+
+
+def _note_feature_credits(record: dict[str, Any], payload: dict[str, Any]) -> None:
+    """A media record's credits: 1min.ai reports none inline, so the catalogue price, marked estimated."""
+    metadata = record.get("metadata")
+    credits = upstream_credits(metadata if isinstance(metadata, dict) else None)
+    if credits is not None or record.get("status", "SUCCESS") != "SUCCESS":
+        note_credits(credits)
+        return
+    detail = record.get("aiRecordDetail")
+    results = detail.get("resultObject") if isinstance(detail, dict) else None
+    prompt_object = payload.get("promptObject")
+    estimate = feature_credits(
+        current_record().prices or {},
+        prompt_object if isinstance(prompt_object, dict) else {},
+        len(results) if isinstance(results, list) else 1,
+    )
+    note_credits(estimate, estimated=True)
 
 
 def _noted(error: UpstreamError) -> UpstreamError:
@@ -422,7 +441,7 @@ class OneMinClient:
             if polled is None:
                 raise UpstreamError(200, "NOT_FOUND", "1min.ai no longer knows the record it was processing.")
             record = polled
-        _note_credits(record)
+        _note_feature_credits(record, payload)
         return _check_succeeded(record)
 
     async def get_result(self, api_key: str, uuid: str) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := tests/node/node_modules/.installed
 
 .PHONY: install serve demo simulate test lint format lock bench refresh-catalogue clean
 
@@ -14,6 +15,14 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 install: $(STAMP)
 
+# The Node SDK for tests/test_node_sdk.py, from its lock file (without npm that test is skipped, outside CI).
+$(NODE_STAMP): tests/node/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tests/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the Node SDK test will be skipped"; fi
+
+node-deps: $(NODE_STAMP)
+
 serve: $(STAMP)
 	$(BIN)/1min-relay serve
 
@@ -23,7 +32,7 @@ demo: $(STAMP)
 simulate: $(STAMP)
 	$(BIN)/1min-relay simulate
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -46,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/relay_overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/node/node_modules

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +129,18 @@ def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:
     reply = json.loads(answer.stdout)
     assert reply["object"] == "chat.completion"
     assert reply["choices"][0]["message"]["content"]
+
+
+def test_demo_prints_a_tool_call_example_that_calls_the_tool(demo: str) -> None:
+    match = re.search(r"^A tool call.*?\n\n(.*?)\n\n", demo, re.DOTALL | re.MULTILINE)
+    assert match, demo
+    snippet = textwrap.dedent(match.group(1))
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "ChatCompletionMessageFunctionToolCall" in ran.stdout
+    assert "name='get_weather'" in ran.stdout
+    assert 'arguments=\'{"city": "Paris"}\'' in ran.stdout
 
 
 def test_demo_stopped_by_sigterm_removes_its_temporary_data(tmp_path: Path) -> None:

@@ -84,6 +84,19 @@ Or with the OpenAI Python SDK:
   )
   print(reply.choices[0].message.content)
 
+A tool call (emulated, docs/tools.md; the [[sim:answer=…]] magic word makes the simulator write the call):
+
+  from openai import OpenAI
+  client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")
+  city = {{"type": "object", "properties": {{"city": {{"type": "string"}}}}}}
+  tool = {{"type": "function", "function": {{"name": "get_weather", "parameters": city}}}}
+  call = '<tool_call>{{"name": "get_weather", "arguments": {{"city": "Paris"}}}}</tool_call>'
+  ask = f"Weather in Paris? [[sim:answer={{call}}]]"
+  reply = client.chat.completions.create(
+      model="gpt-4o-mini", tools=[tool], messages=[{{"role": "user", "content": ask}}]
+  )
+  print(reply.choices[0].message.tool_calls)
+
 Press Ctrl+C to stop.
 """
 

@@ -440,3 +440,50 @@ def test_stream_validation_errors_come_back_as_json_before_streaming(sim: Simula
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] == "PROMPT_OBJECT_VALIDATION_FAILED"
+
+
+# --- scripted answers (a model that uses tools) -----------------------------------------------------
+
+CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+
+
+def answer_of(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    text: str = response.json()["aiRecord"]["aiRecordDetail"]["resultObject"][0]
+    return text
+
+
+async def test_queued_answers_come_in_order_for_that_key_only(api: httpx.AsyncClient) -> None:
+    queued = await api.post("/_sim/answers", json={"key": KEY_A, "answers": [CALL, "then prose [1]"]})
+    assert queued.json() == {"waiting": 2}
+    other = await api.post("/api/chat-with-ai", json=chat_body("hi"), headers={"API-KEY": KEY_B})
+    assert answer_of(other) == expected_answer("hi")
+    assert answer_of(await api.post("/api/chat-with-ai", json=chat_body("hi"))) == CALL
+    assert answer_of(await api.post("/api/chat-with-ai", json=chat_body("hi"))) == "then prose [1]"
+    assert answer_of(await api.post("/api/chat-with-ai", json=chat_body("hi"))) == expected_answer("hi")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"key": KEY_A}, {"key": KEY_A, "answers": "x"}, {"key": KEY_A, "answers": [""]}, {"answers": ["x"]}],
+)
+async def test_queueing_answers_wants_a_key_and_texts(api: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    assert (await api.post("/_sim/answers", json=body)).status_code == 400
+
+
+async def test_the_queue_is_bounded(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/_sim/answers", json={"key": KEY_A, "answers": ["x"] * 101})).status_code == 400
+
+
+async def test_the_answer_magic_word_is_decoded_and_the_last_one_wins(api: httpx.AsyncClient) -> None:
+    prompt = "User: [[sim:answer=old]]\n\nUser: now [[sim:answer=%5B1%5D " + CALL + "]] [[sim:answer=unclosed"
+    assert answer_of(await api.post("/api/chat-with-ai", json=chat_body(prompt))) == "[1] " + CALL
+
+
+async def test_a_scripted_answer_streams_like_any_answer(api: httpx.AsyncClient) -> None:
+    await api.post("/_sim/answers", json={"key": KEY_A, "answers": [CALL]})
+    async with api.stream("POST", "/api/chat-with-ai?isStreaming=true", json=chat_body("hi")) as response:
+        body = (await response.aread()).decode()
+    pieces = [json.loads(line[6:])["content"] for line in body.splitlines() if '"content"' in line[:20]]
+    assert len(pieces) > 2
+    assert "".join(pieces) == CALL

@@ -89,16 +89,17 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
 
 
 def value_problems(schema: Mapping[str, Any], value: Any) -> list[str]:
-    """What in `value` does not match `schema` (a few, each naming where), or [] when it matches."""
-    validator = _validator(_schema_key(schema))
+    """What in `value` does not match `schema` (a few, each naming where), or [] when it matches (or when
+    the schema cannot judge it: dialects answer an invalid schema with a 400 first, via `schema_problem`)."""
     problems: list[str] = []
     try:
+        validator = _validator(_schema_key(schema))
         for error in validator.iter_errors(value):
             where = "/".join(str(part) for part in error.absolute_path)
             problems.append(f"{'at ' + where + ': ' if where else ''}{error.message}")
             if len(problems) == _MAX_PROBLEMS:
                 break
-    except (Unresolvable, re.error, RecursionError):
+    except (schema_exceptions.SchemaError, Unresolvable, re.error, RecursionError, ValueError, TypeError):
         # A `$ref` the relay will not fetch, or a pattern Python cannot compile: the value is not judged.
         return []
     return problems

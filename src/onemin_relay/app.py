@@ -22,7 +22,7 @@ from onemin_relay.accounts import admin
 from onemin_relay.accounts.factory import open_accounts
 from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
-from onemin_relay.api import audio, chat, files, images, models
+from onemin_relay.api import audio, chat, files, images, models, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, service_unavailable
@@ -138,6 +138,7 @@ def create_app(
         *audio.routes,
         *files.routes,
         *admin.routes,
+        *unsupported.routes,
     ]
     middleware = [
         Middleware(RequestContextMiddleware, listeners=request_listeners),

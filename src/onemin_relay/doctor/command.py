@@ -1,7 +1,8 @@
 """The `doctor` and `refresh-catalogue` subcommands: arguments, the key, the confirmation, the output.
 
-The key comes from ONEMIN_API_KEY (or the first of ONEMIN_API_KEYS) or from a prompt that does not echo
-it; it is only ever sent as the API-KEY header, and shown nowhere (the report names it by a hash).
+The key comes from ONEMIN_API_KEY (or the first of the relay's own keys, ONEMIN_API_KEYS) or from a prompt
+that does not echo it; it is only ever sent as the API-KEY header and shown nowhere (the report names it
+by a hash).
 """
 
 from __future__ import annotations
@@ -69,11 +70,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-def api_key() -> str:
-    """ONEMIN_API_KEY, else the first of ONEMIN_API_KEYS, else asked for without echo."""
+def api_key(settings: Settings) -> str:
+    """ONEMIN_API_KEY, else the relay's first own key (ONEMIN_API_KEYS or ONEMIN_API_KEYS_FILE), else
+    asked for without echo."""
     key = os.environ.get("ONEMIN_API_KEY", "").strip()
-    if not key:
-        key = next((k.strip() for k in os.environ.get("ONEMIN_API_KEYS", "").split(",") if k.strip()), "")
+    if not key and settings.onemin_api_keys:
+        key = settings.onemin_api_keys[0]
     if not key:
         try:
             key = getpass.getpass("1min.ai API key (not shown): ", stream=sys.stderr).strip()
@@ -117,7 +119,7 @@ def _show_progress(item: Item) -> None:
 def cmd_doctor(args: argparse.Namespace) -> None:
     settings = _settings(args)
     options = Options(args.spend_credits, args.yes, args.probe_rate_limit, _assumed(args.sim_config))
-    key = api_key()
+    key = api_key(settings)
     if not args.json:
         print(f"Probing {settings.onemin_api_url} …", file=sys.stderr, flush=True)
     report = asyncio.run(

@@ -1,0 +1,220 @@
+"""OpenAI's Responses API over the chat core: `POST /v1/responses` (whole or streamed), and the stored
+responses (`GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`).
+
+Stored responses live in the relay's state store, namespaced by the caller's identity (`api/auth.py`;
+another caller's response is a 404), kept as long as files are (FILE_RETENTION). Each keeps its own input
+items and output, and the id of the response it continued: `previous_response_id` walks that chain back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from onemin_relay.api.auth import caller
+from onemin_relay.api.common import read_json, relay
+from onemin_relay.api.event_stream import KEEPALIVE, EventStreamResponse, sse_data
+from onemin_relay.core.engine import CoreStream, complete, open_stream
+from onemin_relay.core.types import KeepAlive, StreamFailure
+from onemin_relay.errors import invalid_request, not_found
+from onemin_relay.state.base import StateStore, StateUnavailable
+from onemin_relay.translate.responses import (
+    core_request,
+    new_id,
+    outcome,
+    output_items,
+    request_echo,
+    response_object,
+    stored_input_items,
+    stored_items,
+)
+from onemin_relay.translate.responses_stream import ResponseEvents
+from onemin_relay.translate.responses_wire import MAX_ID_LENGTH, InputItem, parse_response_request
+
+log = logging.getLogger("onemin_relay.responses")
+
+RECORD_KIND = "response"
+# How far back `previous_response_id` follows a conversation (each hop is one state read).
+MAX_CHAIN = 1000
+_MAX_LIST_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class _Saver:
+    """Keeps a finished response (with the request's input items) for its owner, if `store` allows."""
+
+    state: StateStore
+    owner: str
+    input_items: list[dict[str, Any]]
+    retention: int
+    enabled: bool
+
+    async def save(self, response: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        value = json.dumps({"response": response, "input": self.input_items}, separators=(",", ":"))
+        try:
+            await self.state.put_record(
+                RECORD_KIND, self.owner, response["id"], value, response["created_at"] + self.retention
+            )
+        except StateUnavailable as exc:  # the answer is given and paid for: the client still gets it
+            log.warning("response %s answered but not stored: %s", response["id"], exc)
+
+
+async def create_response(request: Request) -> Response:
+    owner = caller(request).identity
+    context = relay(request)
+    wire = parse_response_request(await read_json(request))
+    history: list[InputItem] = []
+    if wire.previous_response_id is not None:
+        history = await _history(context.state, owner, wire.previous_response_id)
+    core = core_request(wire, history)
+    saver = _Saver(
+        context.state,
+        owner,
+        stored_input_items(wire),
+        int(context.settings.file_retention),
+        wire.store is not False,
+    )
+    if saver.enabled:
+        await context.state.ping()  # a response that cannot be kept is refused before it costs credits
+    response_id, created_at, echo = new_id("resp"), int(time.time()), request_echo(wire)
+    if wire.stream:
+        stream = await open_stream(request, core)
+        events = ResponseEvents(response_id, created_at, echo)
+        return EventStreamResponse(_stream_body(stream, events, saver), stream.aclose)
+    result = await complete(request, core)
+    choice = result.choices[0]
+    end = outcome(choice.finish_reason)
+    body = response_object(
+        response_id,
+        created_at,
+        echo,
+        status=end.status,
+        output=output_items(choice),
+        usage=result.usage,
+        incomplete_reason=end.incomplete_reason,
+    )
+    await saver.save(body)
+    return JSONResponse(body, headers={"x-onemin-credits": str(result.credits)})
+
+
+async def _stream_body(stream: CoreStream, events: ResponseEvents, saver: _Saver) -> AsyncIterator[bytes]:
+    for event in events.start():
+        yield sse_data(event, event["type"])
+    failed = False
+    async for core_event in stream.events():
+        if isinstance(core_event, KeepAlive):
+            yield KEEPALIVE
+            continue
+        failed = failed or isinstance(core_event, StreamFailure)
+        for event in events.feed(core_event):
+            yield sse_data(event, event["type"])
+    if not failed:
+        for event in events.finish():
+            yield sse_data(event, event["type"])
+    if events.final is not None:
+        await saver.save(events.final)
+
+
+async def _stored(state: StateStore, owner: str, response_id: str) -> dict[str, Any] | None:
+    if not response_id or len(response_id) > MAX_ID_LENGTH:
+        return None
+    value = await state.get_record(RECORD_KIND, owner, response_id)
+    if value is None:
+        return None
+    stored: dict[str, Any] = json.loads(value)
+    return stored
+
+
+async def _find(request: Request) -> tuple[str, dict[str, Any]]:
+    """The caller's stored response named in the path, or OpenAI's 404 (also for another caller's)."""
+    owner = caller(request).identity
+    response_id: str = request.path_params["response_id"]
+    stored = await _stored(relay(request).state, owner, response_id)
+    if stored is None:
+        raise not_found(f"Response with id '{response_id[:MAX_ID_LENGTH]}' not found.", param="response_id")
+    return owner, stored
+
+
+async def _history(state: StateStore, owner: str, response_id: str) -> list[InputItem]:
+    """The conversation up to and including `response_id`: each earlier response's input items and
+    output, oldest first. A chain whose oldest responses have expired continues from what is left."""
+    chain: list[dict[str, Any]] = []
+    next_id: str | None = response_id
+    while next_id and len(chain) < MAX_CHAIN:
+        stored = await _stored(state, owner, next_id)
+        if stored is None:
+            break
+        chain.append(stored)
+        next_id = stored["response"].get("previous_response_id")
+    if not chain:
+        raise not_found(f"Previous response with id '{response_id}' not found.", param="previous_response_id")
+    items: list[dict[str, Any]] = []
+    for stored in reversed(chain):
+        items += stored["input"] + stored["response"]["output"]
+    return stored_items(items)
+
+
+async def retrieve_response(request: Request) -> Response:
+    _, stored = await _find(request)
+    return JSONResponse(stored["response"])
+
+
+async def delete_response(request: Request) -> Response:
+    owner, stored = await _find(request)
+    response_id = stored["response"]["id"]
+    await relay(request).state.delete_record(RECORD_KIND, owner, response_id)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    _, stored = await _find(request)
+    query = request.query_params
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_LIST_LIMIT:
+        raise invalid_request(
+            f"Invalid value for 'limit': it must be an integer between 1 and {_MAX_LIST_LIMIT}.",
+            param="limit",
+            code="invalid_value",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid_request(
+            "Invalid value for 'order': supported values are 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    items: list[dict[str, Any]] = stored["input"]
+    if order == "desc":
+        items = items[::-1]
+    after = query.get("after")
+    if after:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[: int(limit_text)]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > len(page),
+        }
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+]

@@ -369,8 +369,9 @@ def test_input_items_list_in_pages(client: openai.OpenAI, relay_url: str) -> Non
         headers={"Authorization": f"Bearer {KEY_A}"},
     )
     assert_matches_schema("ResponseItemList", raw.json())
-    bad = httpx.get(
-        f"{relay_url}/v1/responses/{response.id}/input_items?limit=0",
-        headers={"Authorization": f"Bearer {KEY_A}"},
-    )
-    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "limit")
+    for query in ("limit=0", "limit=101", "limit=¹", "order=up"):
+        bad = httpx.get(
+            f"{relay_url}/v1/responses/{response.id}/input_items?{query}",
+            headers={"Authorization": f"Bearer {KEY_A}"},
+        )
+        assert (bad.status_code, bad.json()["error"]["param"]) == (400, query.partition("=")[0])

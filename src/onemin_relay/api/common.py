@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -122,3 +122,24 @@ def validate(model: type[ModelT], data: object) -> ModelT:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+
+
+def page_query(request: Request, *, default_limit: int, max_limit: int) -> tuple[int, Literal["asc", "desc"]]:
+    """A list request's `limit` and `order` (newest first by default), or a 400 naming the bad one."""
+    query = request.query_params
+    limit_text = query.get("limit", str(default_limit))
+    # ASCII digits only: str.isdigit() also takes '¹', which int() does not
+    if not re.fullmatch(r"[0-9]{1,6}", limit_text) or not 1 <= int(limit_text) <= max_limit:
+        raise invalid_request(
+            f"Invalid value for 'limit': it must be an integer between 1 and {max_limit}.",
+            param="limit",
+            code="invalid_value",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid_request(
+            "Invalid value for 'order': supported values are 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    return int(limit_text), cast(Literal["asc", "desc"], order)

@@ -3,17 +3,16 @@ namespaced by the caller's identity (`api/auth.py`; another caller's file is a 4
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
-from typing import Any, Literal, cast
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
-from onemin_relay.api.common import relay
+from onemin_relay.api.common import page_query, relay
 from onemin_relay.api.downloads import stream_asset
 from onemin_relay.api.uploads import file_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request, not_found
@@ -107,21 +106,7 @@ def _expires_after(anchor: str | None, seconds: int | None) -> int | None:
 async def list_files(request: Request) -> Response:
     owner = caller(request).identity
     query = request.query_params
-    limit_text = query.get("limit", str(_MAX_LIST_LIMIT))
-    # ASCII digits only: str.isdigit() also takes '¹', which int() does not
-    if not re.fullmatch(r"[0-9]{1,6}", limit_text) or not 1 <= int(limit_text) <= _MAX_LIST_LIMIT:
-        raise invalid_request(
-            f"Invalid value for 'limit': it must be an integer between 1 and {_MAX_LIST_LIMIT}.",
-            param="limit",
-            code="invalid_value",
-        )
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid_request(
-            "Invalid value for 'order': supported values are 'asc' and 'desc'.",
-            param="order",
-            code="invalid_value",
-        )
+    limit, order = page_query(request, default_limit=_MAX_LIST_LIMIT, max_limit=_MAX_LIST_LIMIT)
     after = query.get("after") or None
     if after is not None and len(after) > _MAX_ID_LENGTH:
         raise invalid_request(
@@ -130,9 +115,9 @@ async def list_files(request: Request) -> Response:
     records, has_more = await relay(request).state.list_files(
         owner,
         purpose=query.get("purpose") or None,
-        limit=int(limit_text),
+        limit=limit,
         after=after,
-        order=cast(Literal["asc", "desc"], order),
+        order=order,
     )
     data = [file_object(record) for record in records]
     return JSONResponse(

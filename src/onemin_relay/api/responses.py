@@ -20,11 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
-from onemin_relay.api.common import read_json, relay
+from onemin_relay.api.common import page_query, read_json, relay
 from onemin_relay.api.event_stream import KEEPALIVE, EventStreamResponse, sse_data
 from onemin_relay.core.engine import CoreStream, complete, open_stream
 from onemin_relay.core.types import KeepAlive, StreamFailure
-from onemin_relay.errors import invalid_request, not_found
+from onemin_relay.errors import not_found
 from onemin_relay.state.base import StateStore, StateUnavailable
 from onemin_relay.translate.responses import (
     core_request,
@@ -178,29 +178,15 @@ async def delete_response(request: Request) -> Response:
 
 async def list_input_items(request: Request) -> Response:
     _, stored = await _find(request)
-    query = request.query_params
-    limit_text = query.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_LIST_LIMIT:
-        raise invalid_request(
-            f"Invalid value for 'limit': it must be an integer between 1 and {_MAX_LIST_LIMIT}.",
-            param="limit",
-            code="invalid_value",
-        )
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid_request(
-            "Invalid value for 'order': supported values are 'asc' and 'desc'.",
-            param="order",
-            code="invalid_value",
-        )
+    limit, order = page_query(request, default_limit=20, max_limit=_MAX_LIST_LIMIT)
     items: list[dict[str, Any]] = stored["input"]
     if order == "desc":
         items = items[::-1]
-    after = query.get("after")
+    after = request.query_params.get("after")
     if after:
         ids = [item["id"] for item in items]
         items = items[ids.index(after) + 1 :] if after in ids else []
-    page = items[: int(limit_text)]
+    page = items[:limit]
     return JSONResponse(
         {
             "object": "list",

@@ -136,35 +136,24 @@ class SQLiteStateStore(StateStore):
         return await self._write("DELETE FROM files WHERE expires_at <= ?", (now,))
 
     async def put_record(self, kind: str, owner: str, record_id: str, value: str, expires_at: int) -> None:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            await self._db.execute(
-                "INSERT OR REPLACE INTO records (kind, owner, id, value, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (kind, owner, record_id, value, expires_at),
-            )
-            await self._db.commit()
+        await self._write(
+            "INSERT OR REPLACE INTO records (kind, owner, id, value, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (kind, owner, record_id, value, expires_at),
+        )
 
     async def get_record(self, kind: str, owner: str, record_id: str) -> str | None:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            async with self._db.execute(
-                "SELECT value FROM records WHERE kind = ? AND owner = ? AND id = ? AND expires_at > ?",
-                (kind, owner, record_id, time.time()),
-            ) as cursor:
-                row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        rows = await self._read(
+            "SELECT value FROM records WHERE kind = ? AND owner = ? AND id = ? AND expires_at > ?",
+            (kind, owner, record_id, time.time()),
+        )
+        return str(rows[0][0]) if rows else None
 
     async def delete_record(self, kind: str, owner: str, record_id: str) -> bool:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            cursor = await self._db.execute(
-                "DELETE FROM records WHERE kind = ? AND owner = ? AND id = ?", (kind, owner, record_id)
-            )
-            await self._db.commit()
-        return cursor.rowcount > 0
+        sql = "DELETE FROM records WHERE kind = ? AND owner = ? AND id = ?"
+        return await self._write(sql, (kind, owner, record_id)) > 0
 
     async def delete_expired_records(self, now: float) -> int:
-        with unavailable_on(_UNAVAILABLE, "SQLite state"):
-            cursor = await self._db.execute("DELETE FROM records WHERE expires_at <= ?", (now,))
-            await self._db.commit()
-        return cursor.rowcount
+        return await self._write("DELETE FROM records WHERE expires_at <= ?", (now,))
 
     async def ping(self) -> None:
         await self._read("SELECT 1", ())

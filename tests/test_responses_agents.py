@@ -25,10 +25,18 @@ MODEL = "gpt-4o-mini"
 set_tracing_disabled(True)  # the SDK would otherwise send traces to OpenAI
 
 
+CITIES_ASKED: list[str] = []
+
+
 @function_tool
 def weather(city: str) -> str:
     """The weather now in a city."""
+    CITIES_ASKED.append(city)
     return f"Sunny in {city}"
+
+
+def prompts(sim: SimulatorHandle) -> list[str]:
+    return [r["json"]["promptObject"]["prompt"] for r in sim.requests() if r["path"] == "/api/chat-with-ai"]
 
 
 MODELS: dict[str, Callable[[openai.AsyncOpenAI], Model]] = {
@@ -38,10 +46,28 @@ MODELS: dict[str, Callable[[openai.AsyncOpenAI], Model]] = {
 
 
 @pytest.mark.parametrize("kind", MODELS)
-async def test_an_agent_with_a_tool_answers(
+async def test_an_agent_calls_its_tool_then_answers(
+    aclient: openai.AsyncOpenAI, sim: SimulatorHandle, kind: str
+) -> None:
+    CITIES_ASKED.clear()
+    sim.queue_answers(
+        '<tool_call>{"name": "weather", "arguments": {"city": "Paris"}}</tool_call>',
+        "It is sunny in Paris.",
+    )
+    agent = Agent(name="helper", instructions="Be brief.", tools=[weather], model=MODELS[kind](aclient))
+    result = await Runner.run(agent, "What is the weather in Paris?")
+    assert CITIES_ASKED == ["Paris"]
+    assert result.final_output == "It is sunny in Paris."
+    first, second = prompts(sim)
+    assert first.startswith("System: You can call tools.")
+    assert "- weather(city: string)" in first
+    assert "Tool result (weather): Sunny in Paris" in second
+
+
+@pytest.mark.parametrize("kind", MODELS)
+async def test_an_agent_that_needs_no_tool_answers_in_text(
     aclient: openai.AsyncOpenAI, sim: SimulatorHandle, kind: str
 ) -> None:
     agent = Agent(name="helper", instructions="Be brief.", tools=[weather], model=MODELS[kind](aclient))
     result = await Runner.run(agent, "Hello there")
-    calls = [r for r in sim.requests() if r["path"] == "/api/chat-with-ai"]
-    assert result.final_output == expected_answer(calls[-1]["json"]["promptObject"]["prompt"])
+    assert result.final_output == expected_answer(prompts(sim)[-1])

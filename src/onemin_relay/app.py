@@ -22,11 +22,7 @@ from onemin_relay.accounts import admin
 from onemin_relay.accounts.factory import open_accounts
 from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
-<<<<<<< HEAD
-from onemin_relay.api import audio, chat, files, images, models, unsupported
-=======
-from onemin_relay.api import audio, chat, files, images, models, responses
->>>>>>> d7e9c52 (responses: POST /v1/responses (whole and streamed) over the chat core, stored per key (GET/DELETE /v1/responses/{id}, input_items) and continued with previous_response_id)
+from onemin_relay.api import audio, chat, files, images, models, responses, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, service_unavailable

@@ -148,3 +148,24 @@ def test_a_relay_whose_state_cannot_open_does_not_start_and_frees_its_port(
     with pytest.raises(RuntimeError, match="failed to start"):
         server.start()
     bind_socket("127.0.0.1", server.port).close()  # nobody holds the port any more
+
+
+def test_anthropic_routes_answer_errors_in_anthropics_shape(relay_url: str) -> None:
+    response = httpx.post(f"{relay_url}/v1/messages/nothing-here", headers={"x-api-key": KEY_A}, json={})
+    assert response.status_code == 404
+    body = response.json()
+    assert body == {
+        "type": "error",
+        "error": {"type": "not_found_error", "message": body["error"]["message"]},
+        "request_id": response.headers["x-request-id"],
+    }
+    assert "/v1/messages/nothing-here" in body["error"]["message"]
+
+
+def test_the_key_may_come_as_x_api_key(relay_url: str) -> None:
+    assert httpx.get(f"{relay_url}/v1/models", headers={"x-api-key": KEY_A}).status_code == 200
+    hostile = httpx.get(f"{relay_url}/v1/models", headers={"x-api-key": "sk-" + "x" * 600})
+    assert hostile.status_code == 401
+    assert "x" * 600 not in hostile.text
+    empty = httpx.get(f"{relay_url}/v1/models", headers={"x-api-key": ""})
+    assert "x-api-key" in empty.json()["error"]["message"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from onemin_relay.errors import anthropic_error
 from onemin_relay.translate.errors import openai_error_from_upstream
 from onemin_relay.upstream.errors import UpstreamError
 
@@ -99,3 +100,28 @@ def test_validation_details_are_kept(details: Any, shown: str) -> None:
 def test_body_is_openai_shaped() -> None:
     body = openai_error_from_upstream(UpstreamError(401, "UNAUTHORIZED", "Invalid or missing API key")).body()
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "anthropic_status", "anthropic_type"),
+    [
+        (401, "UNAUTHORIZED", 401, "authentication_error"),
+        (404, "HTTP_ERROR", 404, "not_found_error"),
+        (400, "INVALID_REQUEST", 400, "invalid_request_error"),
+        (429, "RATE_LIMITED", 429, "rate_limit_error"),
+        (402, "INSUFFICIENT_CREDITS", 402, "billing_error"),
+        (403, "HTTP_ERROR", 403, "permission_error"),
+        (413, "HTTP_ERROR", 413, "request_too_large"),
+        (503, "HTTP_ERROR", 529, "overloaded_error"),
+        (500, "HTTP_ERROR", 500, "api_error"),
+        (0, "TIMEOUT", 504, "timeout_error"),
+        (200, "FAILED", 500, "api_error"),
+    ],
+)
+def test_anthropic_routes_get_anthropics_status_and_type(
+    status: int, code: str, anthropic_status: int, anthropic_type: str
+) -> None:
+    error = openai_error_from_upstream(UpstreamError(status, code, "upstream says no"))
+    answered, body = anthropic_error(error)
+    assert (answered, body["type"], body["error"]["type"]) == (anthropic_status, "error", anthropic_type)
+    assert "upstream says no" in body["error"]["message"]

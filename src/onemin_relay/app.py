@@ -25,7 +25,7 @@ from onemin_relay.accounts.store import AccountStore
 from onemin_relay.api import audio, chat, files, images, models, responses, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
-from onemin_relay.errors import OpenAIError, service_unavailable
+from onemin_relay.errors import OpenAIError, error_response, service_unavailable
 from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
 from onemin_relay.state.base import StateStore, StateUnavailable
@@ -62,33 +62,37 @@ async def health(request: Request) -> Response:
 
 async def _openai_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpenAIError)
-    return exc.response()
+    return error_response(exc, request.url.path)
 
 
 async def _upstream_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UpstreamError)
-    return openai_error_from_upstream(exc).response()
+    return error_response(openai_error_from_upstream(exc), request.url.path)
 
 
 async def _state_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("state backend unavailable: %s", exc)
-    return service_unavailable("The relay's state store is unavailable; please retry shortly.").response()
+    error = service_unavailable("The relay's state store is unavailable; please retry shortly.")
+    return error_response(error, request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         message = f"Unknown request URL: {request.method} {request.url.path}."
-        return OpenAIError(404, message, code="unknown_url").response()
-    if exc.status_code == 405:  # keeps Starlette's `Allow` header
+        error = OpenAIError(404, message, code="unknown_url")
+    elif exc.status_code == 405:  # keeps Starlette's `Allow` header
         message = f"Method {request.method} is not allowed for {request.url.path}."
-        return OpenAIError(405, message, code="method_not_allowed", headers=exc.headers).response()
-    return OpenAIError(exc.status_code, str(exc.detail), headers=exc.headers).response()
+        error = OpenAIError(405, message, code="method_not_allowed", headers=exc.headers)
+    else:
+        error = OpenAIError(exc.status_code, str(exc.detail), headers=exc.headers)
+    return error_response(error, request.url.path)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return OpenAIError(500, "The relay hit an internal error; it has been logged.").response()
+    error = OpenAIError(500, "The relay hit an internal error; it has been logged.")
+    return error_response(error, request.url.path)
 
 
 def create_app(

@@ -1,4 +1,9 @@
-"""OpenAI-style errors: the only error shape a client of the relay ever sees."""
+"""The relay's errors: raised as `OpenAIError`, answered in OpenAI's shape, or in Anthropic's on its routes.
+
+Every failure (route, upstream, auth, body size, rate limit, unknown URL, internal) is an `OpenAIError` by the
+time it is answered, and `error_response` picks the wire shape from the request path, so an Anthropic client
+on `/v1/messages` never sees an OpenAI body and no route has to translate errors itself.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
+
+from onemin_relay.observability import current_request_id
 
 # OpenAI's `error.type` for each HTTP status the relay answers with.
 _TYPE_BY_STATUS = {
@@ -55,6 +62,52 @@ class OpenAIError(Exception):
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+# Anthropic's (status, `error.type`) for each status the relay answers with. Anthropic uses only a few
+# statuses: other 5xx become its 500 `api_error`, and an unavailable upstream its 529 `overloaded_error`,
+# which its SDKs retry. Exhausted credits (OpenAI: 429 `insufficient_quota`) are its 402 `billing_error`.
+_ANTHROPIC_BY_STATUS = {
+    400: (400, "invalid_request_error"),
+    401: (401, "authentication_error"),
+    402: (402, "billing_error"),
+    403: (403, "permission_error"),
+    404: (404, "not_found_error"),
+    413: (413, "request_too_large"),
+    429: (429, "rate_limit_error"),
+    500: (500, "api_error"),
+    502: (500, "api_error"),
+    503: (529, "overloaded_error"),
+    504: (504, "timeout_error"),
+}
+ANTHROPIC_PATH = "/v1/messages"
+
+
+def speaks_anthropic(path: str) -> bool:
+    """Whether a request path belongs to Anthropic's Messages API (its errors take Anthropic's shape)."""
+    return path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/")
+
+
+def anthropic_error(error: OpenAIError) -> tuple[int, dict[str, Any]]:
+    """The status and `{"type": "error", "error": {"type", "message"}, "request_id"}` body Anthropic's
+    SDKs expect for `error`."""
+    status = 402 if error.type == "insufficient_quota" else error.status
+    fallback = (500, "api_error") if status >= 500 else (status, "invalid_request_error")
+    status, kind = _ANTHROPIC_BY_STATUS.get(status, fallback)
+    body = {
+        "type": "error",
+        "error": {"type": kind, "message": error.message},
+        "request_id": current_request_id(),
+    }
+    return status, body
+
+
+def error_response(error: OpenAIError, path: str) -> JSONResponse:
+    """`error` answered in the shape of the API that `path` belongs to."""
+    if not speaks_anthropic(path):
+        return error.response()
+    status, body = anthropic_error(error)
+    return JSONResponse(body, status_code=status, headers=error.headers)
 
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> OpenAIError:

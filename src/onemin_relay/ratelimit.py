@@ -2,8 +2,9 @@
 
 Counts live in the configured state backend (Redis or memcached), so every relay sharing it shares
 one count; with the embedded default they live in this process's memory. Over a limit the caller
-gets OpenAI's 429 `rate_limit_exceeded`; every limited /v1 response carries OpenAI's
-`x-ratelimit-*-requests` headers. If the counting store is down the relay lets requests through.
+gets OpenAI's 429 `rate_limit_exceeded` (Anthropic's `rate_limit_error` on its routes); every limited
+/v1 response carries OpenAI's `x-ratelimit-*-requests` headers. If the counting store is down the relay
+lets requests through.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onemin_relay.api.auth import Caller, key_hash, resolved_caller
 from onemin_relay.config import Settings, parse_memcached_url
-from onemin_relay.errors import OpenAIError
+from onemin_relay.errors import OpenAIError, error_response
 from onemin_relay.observability import current_record
 
 log = logging.getLogger("onemin_relay.ratelimit")
@@ -176,7 +177,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
         elif not verdict.allowed:
             current_record().rejected_by = "rate_limit"
-            await verdict.error().response()(scope, receive, send)
+            await error_response(verdict.error(), scope["path"])(scope, receive, send)
         else:
             await self.app(scope, receive, _with_headers(send, verdict.headers()))
 

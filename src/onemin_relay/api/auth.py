@@ -119,7 +119,7 @@ def _missing_key() -> OpenAIError:
     return OpenAIError(
         401,
         "You didn't provide an API key. You need to provide your API key in an Authorization header "
-        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or in an x-api-key header.",
         code="invalid_api_key",
     )
 

@@ -259,7 +259,8 @@ class WebSearchOptions(_Wire):
 
 
 Stop = Annotated[
-    Annotated[str, Tag("<text>")] | Annotated[list[Annotated[str, Field(min_length=1)]], Tag("<list>")],
+    Annotated[str, Tag("<text>")]
+    | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4), Tag("<list>")],
     Discriminator(
         text_or_list,
         custom_error_type="invalid_stop",
@@ -329,8 +330,6 @@ def parse_chat_request(data: object) -> ChatCompletionRequest:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
         raise validation_failed(exc) from None
-    if isinstance(request.stop, list) and len(request.stop) > 4:
-        raise invalid_request("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
     if request.modalities and "audio" in request.modalities:
         raise invalid_request(
             "Audio output is not available through 1min.ai chat; ask for text only.", param="modalities"

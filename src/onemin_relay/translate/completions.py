@@ -91,8 +91,6 @@ def parse_completion_request(data: object) -> CompletionRequest:
         request = CompletionRequest.model_validate(data)
     except ValidationError as exc:
         raise validation_failed(exc) from None
-    if isinstance(request.stop, list) and len(request.stop) > 4:
-        raise invalid_request("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
     if request.logprobs:
         raise invalid_request(
             "Log probabilities are not available through 1min.ai; leave 'logprobs' unset.",

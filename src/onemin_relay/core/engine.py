@@ -64,6 +64,7 @@ from onemin_relay.upstream.errors import UpstreamError
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
+    from onemin_relay.upstream.catalogue import ModelInfo
 
 log = logging.getLogger("onemin_relay.chat")
 
@@ -94,13 +95,19 @@ class _Prepared:
         return body
 
 
+async def _chat_model(request: Request, core: CoreRequest) -> ModelInfo:
+    """The model `core` names, checked to serve chat (404/400 otherwise); the tokeniser loaded."""
+    note_model(core.model)
+    await load_encoding()  # answers are cut and counted with it
+    model_id, _ = split_online(core.model)
+    return await require_capability(relay(request), model_id, CHAT_FEATURE, "chat completions")
+
+
 async def _prepare(request: Request, core: CoreRequest) -> _Prepared:
     api_key = caller(request).upstream_key
     context = relay(request)
-    note_model(core.model)
-    await load_encoding()  # answers are cut and counted with it
-    model_id, online = split_online(core.model)
-    model = await require_capability(context, model_id, CHAT_FEATURE, "chat completions")
+    model = await _chat_model(request, core)
+    _, online = split_online(core.model)
     attachments = await resolve_attachments(request, context, api_key, model, media_parts(core.messages))
     prompt = upstream_prompt(core, core.messages, attachments.file_names, context.settings)
     search = core.web_search or ("medium" if online else None)
@@ -112,6 +119,17 @@ async def _prepare(request: Request, core: CoreRequest) -> _Prepared:
         model.id, prompt, images=attachments.images, files=attachments.files, web_search=web_search
     )
     return _Prepared(context, api_key, core, prompt, payload)
+
+
+async def count_prompt_tokens(request: Request, core: CoreRequest) -> int:
+    """The `cl100k_base` tokens of the prompt `complete` would send for `core`, without calling 1min.ai.
+
+    The key and the model are checked as for an answer, but nothing is uploaded, so a `file_id` part's
+    marker lacks its file name (a few tokens)."""
+    caller(request)
+    await _chat_model(request, core)
+    media_parts(core.messages)  # what an answer would refuse (audio input) is refused here too
+    return await count_tokens_off_loop(upstream_prompt(core, core.messages, {}, relay(request).settings))
 
 
 def _upstream_failure(exc: UpstreamError) -> OpenAIError:

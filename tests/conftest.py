@@ -30,7 +30,16 @@ pytest_plugins = ["tests.servers"]
 # Tests must never see a developer's own configuration.
 for _name in list(os.environ):
     if _name.upper().startswith(
-        ("ONEMIN_", "STATE_", "RATE_LIMIT", "MEMCACHED_", "SUBSET_OF", "PERMIT_MODELS", "MODELS_LIST")
+        (
+            "ONEMIN_",
+            "STATE_",
+            "RATE_LIMIT",
+            "MEMCACHED_",
+            "SUBSET_OF",
+            "PERMIT_MODELS",
+            "MODELS_LIST",
+            "ANTHROPIC_",
+        )
     ):
         del os.environ[_name]
 

@@ -22,7 +22,7 @@ from onemin_relay.accounts import admin
 from onemin_relay.accounts.factory import open_accounts
 from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
-from onemin_relay.api import audio, chat, files, images, models, responses, unsupported
+from onemin_relay.api import audio, chat, completions, files, images, messages, models, responses, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
@@ -138,6 +138,8 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         *models.routes,
         *chat.routes,
+        *completions.routes,
+        *messages.routes,
         *responses.routes,
         *images.routes,
         *audio.routes,

@@ -8,6 +8,7 @@ NODE_STAMP := tests/node/node_modules/.installed
 .PHONY: install serve demo simulate test lint format lock bench refresh-catalogue clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
+	@echo "Installing 1min-relay and its dependencies into $(VENV) (first run, or after they changed; about a minute)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -26,8 +27,9 @@ node-deps: $(NODE_STAMP)
 serve: $(STAMP)
 	$(BIN)/1min-relay serve
 
+# `make demo PORT=8080 SIMULATOR_PORT=8081` keeps the same addresses across restarts (default: free ports).
 demo: $(STAMP)
-	$(BIN)/1min-relay demo
+	$(BIN)/1min-relay demo $(if $(SIMULATOR_PORT),--simulator-port $(SIMULATOR_PORT))
 
 simulate: $(STAMP)
 	$(BIN)/1min-relay simulate

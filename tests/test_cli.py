@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -9,9 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from onemin_relay import __version__
+from onemin_relay.simulator.answers import expected_answer
+from tests.servers import free_port
 
 COMMAND = [sys.executable, "-m", "onemin_relay.cli"]
 
@@ -91,10 +93,12 @@ def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 @contextmanager
-def running_demo(env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A running `1min-relay demo` and what it printed up to its curl example; stopped with SIGTERM."""
+def running_demo(
+    env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A running `1min-relay demo` and what it printed up to "Press Ctrl+C"; stopped with SIGTERM."""
     process = subprocess.Popen(
-        [*COMMAND, "demo"],
+        [*COMMAND, "demo", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -121,26 +125,71 @@ def demo() -> Iterator[str]:
         yield printed
 
 
-def test_demo_prints_a_curl_that_gets_an_answer(demo: str) -> None:
-    match = re.search(r"^  (curl .*?)\n\n", demo, re.DOTALL | re.MULTILINE)
-    assert match, demo
-    curl = match.group(1).replace("\\\n", " ")
-    answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60, check=True)
-    reply = json.loads(answer.stdout)
-    assert reply["object"] == "chat.completion"
-    assert reply["choices"][0]["message"]["content"]
+def printed_snippets(printed: str) -> list[str]:
+    """The commands the demo offers: each block that follows a one-line title ending with a colon."""
+    blocks = printed.split("\n\n")
+    return [
+        command
+        for title, command in itertools.pairwise(blocks)
+        if title.startswith("With ") and title.endswith(":") and "\n" not in title
+    ]
 
 
-def test_demo_prints_a_tool_call_example_that_calls_the_tool(demo: str) -> None:
-    match = re.search(r"^A tool call.*?\n\n(.*?)\n\n", demo, re.DOTALL | re.MULTILINE)
-    assert match, demo
-    snippet = textwrap.dedent(match.group(1))
+def run_pasted(snippet: str, folder: Path) -> str:
+    """Run a snippet as a user pasting it would: in bash, in another folder, with no virtualenv on PATH
+    (so the snippet itself must say which interpreter has the SDK)."""
     ran = subprocess.run(
-        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=True
+        ["bash", "-c", snippet],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(folder)},
     )
-    assert "ChatCompletionMessageFunctionToolCall" in ran.stdout
-    assert "name='get_weather'" in ran.stdout
-    assert 'arguments=\'{"city": "Paris"}\'' in ran.stdout
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def test_demo_snippets_run_as_pasted_in_a_fresh_shell(demo: str, tmp_path: Path) -> None:
+    curl, python, _ = printed_snippets(demo)
+    assert curl.startswith("curl ")
+    assert python.startswith(f"{sys.executable} - <<'EOF'\n")
+    reply = json.loads(run_pasted(curl, tmp_path))
+    assert reply["choices"][0]["message"]["content"] == expected_answer("Hello!")
+    assert run_pasted(python, tmp_path) == expected_answer("Hello!") + "\n"
+
+
+def test_demo_listens_where_it_is_told_so_its_urls_survive_a_restart() -> None:
+    relay_port, simulator_port = free_port(), free_port()
+    with running_demo(env={"PORT": str(relay_port)}, args=["--simulator-port", str(simulator_port)]) as (
+        _,
+        printed,
+    ):
+        assert f"OpenAI base URL:  http://127.0.0.1:{relay_port}/v1" in printed
+        assert f"Simulator:        http://127.0.0.1:{simulator_port}" in printed
+    other = free_port()
+    with running_demo(args=["--port", str(other)]) as (_, printed):
+        assert f"http://127.0.0.1:{other}/v1" in printed
+
+
+def test_make_demo_says_it_is_installing_on_the_first_run() -> None:
+    # -n prints what would run; -W pretends pyproject.toml changed, as on a fresh clone.
+    result = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", "demo"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Installing 1min-relay and its dependencies" in result.stdout
+
+
+def test_demo_prints_a_tool_call_example_that_calls_the_tool(demo: str, tmp_path: Path) -> None:
+    printed = run_pasted(printed_snippets(demo)[2], tmp_path)
+    assert "ChatCompletionMessageFunctionToolCall" in printed
+    assert "name='get_weather'" in printed
+    assert 'arguments=\'{"city": "Paris"}\'' in printed
 
 
 def test_demo_stopped_by_sigterm_removes_its_temporary_data(tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp
 
@@ -26,11 +30,18 @@ from onemin_relay.simulator.config import SimulatorConfig
 DEMO_KEY = "demo-key"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+@contextmanager
+def _listening_on(host: str, port: int) -> Iterator[None]:
+    """Binding errors (port taken, address not on this machine, privileged port) as a ConfigError."""
     try:
-        return bind_socket(host, port)
-    except OSError as exc:  # port taken, address not on this machine, privileged port
+        yield
+    except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    with _listening_on(host, port):
+        return bind_socket(host, port)
 
 
 def _serve_forever(app: ASGIApp, sock: socket.socket, log_level: str) -> None:
@@ -61,51 +72,88 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     _serve_forever(create_simulator_app(SimulatorConfig()), sock, settings.log_level)
 
 
-def demo_banner(base_url: str) -> str:
-    """What `demo` prints: the base URL and snippets that work as pasted."""
+@dataclass(frozen=True)
+class Snippet:
+    """One thing to try, printed flush-left so it runs as pasted into a shell."""
+
+    title: str
+    command: str
+
+
+def demo_snippets(base_url: str, python: str = sys.executable) -> list[Snippet]:
+    """What the demo suggests trying, in order; `python` is an interpreter that has the openai SDK."""
+    hello = '[{"role": "user", "content": "Hello!"}]'
+    return [
+        Snippet(
+            "With curl:",
+            f"curl -s {base_url}/v1/chat/completions \\\n"
+            f'  -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \\\n'
+            f'  -d \'{{"model": "gpt-4o-mini", "messages": {hello}}}\'',
+        ),
+        Snippet(
+            "With the OpenAI Python SDK, run by this install's own Python (it has the SDK):",
+            f"{shlex.quote(python)} - <<'EOF'\n"
+            "from openai import OpenAI\n"
+            f'client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")\n'
+            f'reply = client.chat.completions.create(model="gpt-4o-mini", messages={hello})\n'
+            "print(reply.choices[0].message.content)\n"
+            "EOF",
+        ),
+        Snippet(
+            "With a tool call (emulated, docs/tools.md; the [[sim:answer=…]] magic word makes the simulator "
+            "write the call):",
+            f"{shlex.quote(python)} - <<'EOF'\n"
+            "from openai import OpenAI\n"
+            f'client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")\n'
+            'city = {"type": "object", "properties": {"city": {"type": "string"}}}\n'
+            'tool = {"type": "function", "function": {"name": "get_weather", "parameters": city}}\n'
+            'call = \'<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>\'\n'
+            'ask = f"Weather in Paris? [[sim:answer={call}]]"\n'
+            "reply = client.chat.completions.create(\n"
+            '    model="gpt-4o-mini", tools=[tool], messages=[{"role": "user", "content": ask}]\n'
+            ")\n"
+            "print(reply.choices[0].message.tool_calls)\n"
+            "EOF",
+        ),
+    ]
+
+
+def demo_banner(base_url: str, simulator_url: str) -> str:
+    """What `demo` prints: the base URL and snippets that work as pasted (each a block after its title)."""
+    tries = "\n\n".join(f"{snippet.title}\n\n{snippet.command}" for snippet in demo_snippets(base_url))
     return f"""
 1min-relay demo — the relay is running in front of a local 1min.ai simulator (no 1min.ai key needed).
 
-  OpenAI base URL:  {base_url}/v1
-  API key:          {DEMO_KEY}   (any non-empty key works with the simulator)
+OpenAI base URL:  {base_url}/v1
+API key:          {DEMO_KEY}   (any non-empty key works with the simulator)
+Simulator:        {simulator_url}
 
-Try it with curl:
+Paste any of these into a shell (bash, zsh).
 
-  curl -s {base_url}/v1/chat/completions \\
-    -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \\
-    -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+{tries}
 
-Or with the OpenAI Python SDK:
-
-  from openai import OpenAI
-  client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")
-  reply = client.chat.completions.create(
-      model="gpt-4o-mini", messages=[{{"role": "user", "content": "Hello!"}}]
-  )
-  print(reply.choices[0].message.content)
-
-A tool call (emulated, docs/tools.md; the [[sim:answer=…]] magic word makes the simulator write the call):
-
-  from openai import OpenAI
-  client = OpenAI(base_url="{base_url}/v1", api_key="{DEMO_KEY}")
-  city = {{"type": "object", "properties": {{"city": {{"type": "string"}}}}}}
-  tool = {{"type": "function", "function": {{"name": "get_weather", "parameters": city}}}}
-  call = '<tool_call>{{"name": "get_weather", "arguments": {{"city": "Paris"}}}}</tool_call>'
-  ask = f"Weather in Paris? [[sim:answer={{call}}]]"
-  reply = client.chat.completions.create(
-      model="gpt-4o-mini", tools=[tool], messages=[{{"role": "user", "content": ask}}]
-  )
-  print(reply.choices[0].message.tool_calls)
-
-Press Ctrl+C to stop.
+Press Ctrl+C to stop. The same addresses next time: `1min-relay demo --port {urlsplit(base_url).port} \
+--simulator-port {urlsplit(simulator_url).port}` (or `make demo PORT=… SIMULATOR_PORT=…`).
 """
 
 
+def _demo_port(args: argparse.Namespace) -> int:
+    """--port, else PORT (environment or .env), else 0: a free port, different each run."""
+    if args.port is not None:
+        port: int = args.port
+        return port
+    configured = load_settings()
+    return configured.port if "port" in configured.model_fields_set else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
+    host = args.host or "127.0.0.1"
+    port = _demo_port(args)
     with tempfile.TemporaryDirectory(prefix="1min-relay-demo-") as data_dir:
-        host = args.host or "127.0.0.1"
-        port = args.port if args.port is not None else 0
-        with BackgroundServer(create_simulator_app(SimulatorConfig()), host=host) as simulator:
+        simulator_port = args.simulator_port or 0
+        with _listening_on(host, simulator_port):
+            simulator = BackgroundServer(create_simulator_app(SimulatorConfig()), host, simulator_port)
+        with simulator:
             settings = load_settings(
                 host=host,
                 port=port,
@@ -116,7 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             )
             configure_logging(settings.log_level)
             sock = _listen(host, port)
-            print(demo_banner(url_of(sock)), flush=True)
+            print(demo_banner(url_of(sock), simulator.url), flush=True)
             _serve_forever(create_app(settings), sock, settings.log_level)
 
 
@@ -131,11 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, help_text in (
         ("serve", cmd_serve, "serve the relay (HOST/PORT from the environment, default 127.0.0.1:5001)"),
         ("simulate", cmd_simulate, "run the 1min.ai simulator alone (default 127.0.0.1:5002)"),
-        ("demo", cmd_demo, "run the relay in front of an embedded simulator on free local ports"),
+        (
+            "demo",
+            cmd_demo,
+            "run the relay in front of an embedded simulator (port: --port, else PORT, else a free one)",
+        ),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--host", help="address to listen on")
         sub.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
+        if name == "demo":
+            sub.add_argument(
+                "--simulator-port", type=int, help="port of the embedded simulator (default: a free one)"
+            )
         sub.set_defaults(handler=handler)
     add_doctor_commands(commands)
     add_keys_command(commands, load_settings)

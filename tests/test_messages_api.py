@@ -346,3 +346,62 @@ def test_relay_refusals_are_anthropic_shaped_too(
             sdk.messages.count_tokens(model=MODEL, messages=user("x"))
     assert limited.value.response.headers["retry-after"].isdigit()
     assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+def test_a_request_shaped_like_claude_codes(relay_url: str, sim: SimulatorHandle) -> None:
+    """What Claude Code sends through ANTHROPIC_BASE_URL: `?beta=true`, beta headers, cache_control marks,
+    thinking, metadata, a system prompt in blocks, its tools; streamed."""
+    sim.queue_answers(call("Read", file_path="/tmp/a.txt"))
+    body = {
+        "model": MODEL,
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Use tools when they help."},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                    {"type": "text", "text": "Read /tmp/a.txt", "cache_control": {"type": "ephemeral"}},
+                ],
+            }
+        ],
+        "tools": [
+            {
+                "name": "Read",
+                "description": "Reads a file",
+                "input_schema": {
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "type": "object",
+                    "properties": {"file_path": {"type": "string"}},
+                    "required": ["file_path"],
+                    "additionalProperties": False,
+                },
+            }
+        ],
+        "metadata": {"user_id": "user_abc_account__session_123"},
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "temperature": 1,
+    }
+    headers = {
+        "Authorization": f"Bearer {KEY_A}",
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+        "x-app": "cli",
+    }
+    with httpx.stream(
+        "POST", f"{relay_url}/v1/messages?beta=true", json=body, headers=headers, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        data = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    tool_uses = [d["content_block"] for d in data if d["type"] == "content_block_start"]
+    assert tool_uses[-1]["name"] == "Read"
+    pieces = [
+        d["delta"]["partial_json"] for d in data if d.get("delta", {}).get("type") == "input_json_delta"
+    ]
+    assert json.loads("".join(pieces)) == {"file_path": "/tmp/a.txt"}
+    assert data[-1]["type"] == "message_stop"
+    assert "You are Claude Code." in sent_prompt(sim)

@@ -47,7 +47,7 @@ format: $(STAMP)
 # Regenerate the hashed lock files after changing dependencies in pyproject.toml (needs `uv`).
 lock:
 	uv pip compile pyproject.toml --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements.lock
-	uv pip compile pyproject.toml --group dev --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements-dev.lock
+	uv pip compile pyproject.toml --group dev --extra otel --generate-hashes --no-emit-index-url --no-header --python-version 3.11 -o requirements-dev.lock
 
 # Rewrite the shipped model catalogue snapshot from the live service (ONEMIN_API_URL; no key needed).
 refresh-catalogue: $(STAMP)

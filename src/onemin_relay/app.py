@@ -26,6 +26,7 @@ from onemin_relay.api import audio, chat, completions, files, images, messages, 
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
+from onemin_relay.metrics import RelayMetrics, metrics_endpoint
 from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
 from onemin_relay.state.base import StateStore, StateUnavailable
@@ -54,6 +55,7 @@ class RelayContext:
     accounts: AccountStore  # relay keys, the usage ledger, spend totals
     ledger: UsageLedger
     authenticator: Authenticator
+    metrics: RelayMetrics
 
 
 async def health(request: Request) -> Response:
@@ -99,7 +101,8 @@ def create_app(
     settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
     """Build the relay. `upstream_transport` lets a caller route 1min.ai traffic elsewhere (benchmarks)."""
-    request_listeners: list[RequestListener] = [write_access_line]
+    metrics = RelayMetrics()
+    request_listeners: list[RequestListener] = [write_access_line, metrics.observe]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,6 +122,7 @@ def create_app(
             accounts=accounts,
             ledger=ledger,
             authenticator=Authenticator(settings, accounts, ledger, upstream_keys),
+            metrics=metrics,
         )
         ledger.start()
         request_listeners.append(ledger.on_request_end)
@@ -133,9 +137,11 @@ def create_app(
             await accounts.aclose()
             await state.aclose()
             await upstream.aclose()
+            metrics.close()
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *models.routes,
         *chat.routes,
         *completions.routes,
@@ -148,7 +154,11 @@ def create_app(
         *unsupported.routes,
     ]
     middleware = [
-        Middleware(RequestContextMiddleware, listeners=request_listeners),
+        Middleware(
+            RequestContextMiddleware,
+            listeners=request_listeners,
+            on_response_start=[metrics.response_started],
+        ),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,

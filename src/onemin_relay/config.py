@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     admin_token: str = ""
     usage_retention: float = Field(90 * 24 * 3600.0, gt=0, description="Seconds a ledger record is kept")
 
+    # --- observability -----------------------------------------------------------------------------
+    metrics_token: str = Field("", repr=False)  # empty: /metrics is open (it holds no keys or callers)
+    otel_exporter_otlp_endpoint: str = ""  # empty: no tracing (OpenTelemetry is not even imported)
+
     _split = field_validator(
         "cors_allow_origins",
         "subset_of_one_min_permitted_models",

@@ -212,17 +212,36 @@ def _is_sse_comment(body: bytes) -> bool:
     return all(line.startswith(b":") for line in body.split(b"\n") if line)
 
 
-class RequestContextMiddleware:
-    """Gives every request its record and id (echoed as `x-request-id`), and hands the finished record to
-    each of `listeners` (by default only the access log).
+def server_timing(record: RequestRecord, now: float) -> bytes:
+    """`Server-Timing` as of `now`: time waiting on 1min.ai (so far, for a stream) and the relay's own."""
+    upstream = record.upstream_wall(now)
+    relay = max(0.0, now - record.started - upstream)
+    return f'upstream;dur={upstream * 1000:.1f};desc="1min.ai", relay;dur={relay * 1000:.1f}'.encode()
 
-    A pure ASGI middleware: it never buffers a body, so streams pass through as they are produced.
-    `listeners` is kept by reference: whoever holds the list may add listeners later (at start-up).
+
+class RequestContextMiddleware:
+    """Gives every request its record and id (echoed as `x-request-id`) and a `Server-Timing` header, and
+    hands the record to each of `on_response_start` when the headers go out and to each of `listeners`
+    (by default only the access log) when the response is finished.
+
+    A pure ASGI middleware: it never buffers a body, so streams pass through as they are produced. The
+    lists are kept by reference: whoever holds them may add listeners later (at start-up).
     """
 
-    def __init__(self, app: ASGIApp, listeners: MutableSequence[RequestListener] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        listeners: MutableSequence[RequestListener] | None = None,
+        on_response_start: MutableSequence[RequestListener] | None = None,
+    ) -> None:
         self.app = app
-        self.listeners = listeners if listeners is not None else [write_access_line]
+        # `is None`, not `or`: an empty list passed in may be filled later and must stay the same object.
+        self.listeners: MutableSequence[RequestListener] = (
+            [write_access_line] if listeners is None else listeners
+        )
+        self.on_response_start: MutableSequence[RequestListener] = (
+            [] if on_response_start is None else on_response_start
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,12 +255,14 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OWN_HEADERS]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers.append((b"server-timing", server_timing(record, time.perf_counter())))
                 record.stream = any(
                     k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
                 )
                 message = {**message, "headers": headers}
+                _notify(self.on_response_start, record)
             elif record.first_byte is None and message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 if body and not (record.stream and _is_sse_comment(body)):  # keep-alives are not answers
@@ -254,9 +275,16 @@ class RequestContextMiddleware:
             record.duration = time.perf_counter() - record.started
             route = scope.get("route")
             record.route = getattr(route, "path", None)
-            for listener in self.listeners:
-                try:
-                    listener(record)
-                except Exception:  # a sink's failure must not break the answer (already sent)
-                    log.exception("request-end listener %r failed", listener)
+            _notify(self.listeners, record)
             _record.reset(token)
+
+
+_OWN_HEADERS = frozenset({b"x-request-id", b"server-timing"})
+
+
+def _notify(listeners: MutableSequence[RequestListener], record: RequestRecord) -> None:
+    for listener in listeners:
+        try:
+            listener(record)
+        except Exception:  # a sink's failure must not break the answer
+            log.exception("request listener %r failed", listener)

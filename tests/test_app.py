@@ -22,7 +22,7 @@ from tests.harness import KEY_A, SimulatorHandle, relay_settings
 def test_health_answers_without_touching_upstream(relay_url: str, sim: SimulatorHandle) -> None:
     response = httpx.get(f"{relay_url}/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "upstream": "closed"}
     assert sim.requests() == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -24,15 +25,17 @@ from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
 from onemin_relay.api import audio, chat, completions, files, images, messages, models, responses, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
+from onemin_relay.api.common import relay
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
 from onemin_relay.metrics import RelayMetrics, metrics_endpoint
 from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
-from onemin_relay.state.base import StateStore, StateUnavailable
+from onemin_relay.state.base import StateStore, StateUnavailable, answers_ping
 from onemin_relay.state.factory import open_state
 from onemin_relay.state.retention import run_retention
 from onemin_relay.translate.errors import openai_error_from_upstream
+from onemin_relay.upstream.breaker import CircuitState
 from onemin_relay.upstream.catalogue import ModelCatalogue
 from onemin_relay.upstream.client import OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
@@ -59,7 +62,28 @@ class RelayContext:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """Liveness, cheap (no I/O): the relay answers; `upstream` is the worst of its circuit breakers, and
+    `circuits` lists the hosts whose circuit is not closed (this process's view)."""
+    circuits = relay(request).upstream.circuits
+    troubled = {host: state for host, state in circuits.states().items() if state != CircuitState.CLOSED}
+    body: dict[str, object] = {"status": "ok", "upstream": _state_name(max(troubled.values(), default=0))}
+    if troubled:
+        body["circuits"] = {
+            host: {"state": _state_name(state), "retry_after": math.ceil(circuits.retry_after(host))}
+            for host, state in troubled.items()
+        }
+    return JSONResponse(body)
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: the state store answers a ping within a second (503 otherwise)."""
+    if not await answers_ping(relay(request).state):
+        return JSONResponse({"status": "unavailable", "state": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "state": "ok"})
+
+
+def _state_name(state: int) -> str:
+    return CircuitState(state).name.lower().replace("_", "-")
 
 
 async def _openai_error(request: Request, exc: Exception) -> Response:
@@ -141,6 +165,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *models.routes,
         *chat.routes,

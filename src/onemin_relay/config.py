@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     upstream_max_retries: int = Field(2, ge=0, le=10)
     upstream_max_connections: int = Field(200, gt=0)
     upstream_max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    upstream_breaker_failures: int = Field(5, ge=0, description="Failures in a row that open a circuit")
+    upstream_breaker_cooldown: float = Field(30.0, gt=0, description="Seconds an open circuit fails fast")
 
     # --- models ----------------------------------------------------------------------------------
     model_cache_ttl: float = Field(300.0, ge=0)

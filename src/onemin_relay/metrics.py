@@ -9,7 +9,6 @@ mode; the directory must be emptied before the relay starts).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 import re
@@ -26,13 +25,13 @@ from starlette.responses import Response
 from onemin_relay.api.common import relay
 from onemin_relay.errors import OpenAIError
 from onemin_relay.observability import RequestRecord
+from onemin_relay.state.base import answers_ping
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "onemin_relay"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 _REASON = re.compile(r"^[a-z0-9_]{1,32}$")
-_STATE_PING_SECONDS = 1.0
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 _OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
@@ -195,12 +194,6 @@ async def metrics_endpoint(request: Request) -> Response:
         given = request.headers.get("authorization", "").partition(" ")[2].strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise OpenAIError(401, "Metrics need the token set in METRICS_TOKEN.", code="invalid_api_key")
-    try:
-        async with asyncio.timeout(_STATE_PING_SECONDS):
-            await context.state.ping()
-        state_up = True
-    except Exception:  # any failure to answer is what this gauge reports
-        state_up = False
-    scraped = _ScrapeTime(state_up)
+    scraped = _ScrapeTime(await answers_ping(context.state), context.upstream.circuits.states())
     body = await anyio.to_thread.run_sync(context.metrics.exposition, scraped)
     return Response(body, media_type=CONTENT_TYPE)

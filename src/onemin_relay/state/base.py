@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import dataclasses
@@ -134,3 +135,13 @@ async def page_of_files(
                 return page, True
             page.append(record)
     return page, False
+
+
+async def answers_ping(store: StateStore, within: float = 1.0) -> bool:
+    """Whether the store answers a ping within `within` seconds (readiness checks, metrics)."""
+    try:
+        async with asyncio.timeout(within):
+            await store.ping()
+    except (StateUnavailable, TimeoutError, OSError):
+        return False
+    return True

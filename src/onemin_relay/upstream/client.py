@@ -16,6 +16,7 @@ Billed calls: chat (JSON and stream) and features — upstream may charge for an
 | read timeout, connection lost or closed after sending   | retried       | not retried: it may have run |
 | any other 4xx, disallowed URL, undecodable answer       | not retried   | not retried                  |
 | failure after a stream's body began                     | never retried: the caller already has part of it |
+| circuit open (`upstream/breaker.py`; nothing sent)      | not retried: 503 + Retry-After to the caller     |
 
 `upstream/transport.py` makes aiohttp's failures fall into the right row.
 
@@ -54,6 +55,7 @@ from onemin_relay.config import Settings
 from onemin_relay.observability import current_record, note_credits, note_upstream_error, timing_upstream
 from onemin_relay.translate.credits import feature_credits
 from onemin_relay.translate.tokens import upstream_credits
+from onemin_relay.upstream.breaker import CIRCUIT_OPEN, Circuits
 from onemin_relay.upstream.errors import (
     UpstreamError,
     error_from_payload,
@@ -116,10 +118,16 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
 
 
+# Failures that leave no answer at all: the circuit breaker counts them (with HTTP 5xx answers).
+_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
 def _may_retry(failure: Exception, *, billed: bool) -> bool:
     if isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout):
         return True  # nothing reached upstream
     if isinstance(failure, UpstreamError):
+        if failure.code == CIRCUIT_OPEN:
+            return False  # the circuit says when to try again: Retry-After goes to the caller
         return failure.status == 429 or (not billed and failure.status >= 500)
     retryable = httpx.ReadTimeout | httpx.WriteTimeout | httpx.NetworkError | httpx.RemoteProtocolError
     return not billed and isinstance(failure, retryable)
@@ -320,6 +328,7 @@ class OneMinClient:
         self._keys = keys or UpstreamKeyPool(())
         self._balances: dict[str, Balance] = {}  # key hash → the credit its last record showed
         self._retry = retry or RetryPolicy(max_retries=settings.upstream_max_retries)
+        self.circuits = Circuits(settings.upstream_breaker_failures, settings.upstream_breaker_cooldown)
         api, assets = httpx.URL(settings.onemin_api_url), httpx.URL(settings.onemin_asset_url)
         self._origins = {(api.scheme, api.host, api.port), (assets.scheme, assets.host, assets.port)}
         self._asset_base = settings.onemin_asset_url.rstrip("/")
@@ -639,8 +648,20 @@ class OneMinClient:
     async def _open(
         self, request: httpx.Request, api_key: str | None, *, follow_redirects: bool = False
     ) -> httpx.Response:
-        """One attempt: send, and turn a non-2xx answer into its UpstreamError (body read, bounded)."""
-        response = await self._http.send(request, stream=True, follow_redirects=follow_redirects)
+        """One attempt: send, and turn a non-2xx answer into its UpstreamError (body read, bounded).
+
+        The host's circuit breaker may refuse the attempt before anything is sent (CIRCUIT_OPEN)."""
+        with self.circuits.attempt(request.url.host) as verdict:
+            try:
+                response = await self._http.send(request, stream=True, follow_redirects=follow_redirects)
+            except _NO_ANSWER as exc:
+                if not isinstance(exc, httpx.PoolTimeout):  # our own pool being full says nothing of 1min.ai
+                    verdict.failed()
+                raise
+            if response.status_code >= 500:
+                verdict.failed()
+            else:
+                verdict.succeeded()
         if response.is_success:
             return response
         try:

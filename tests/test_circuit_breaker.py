@@ -109,7 +109,7 @@ async def test_connect_failures_stop_reaching_the_network_once_the_circuit_opens
             codes.append(caught.value.code)
         assert codes == ["CONNECT_ERROR"] * 3 + [CIRCUIT_OPEN] * 2
         assert len(attempts) == 3
-        assert client.circuits.states() == {"127.0.0.1": CircuitState.OPEN}
+        assert client.circuits.states() == {"127.0.0.1/models": CircuitState.OPEN}
     finally:
         await client.aclose()
 
@@ -124,25 +124,26 @@ def chat_calls(sim: SimulatorHandle) -> int:
 def test_an_upstream_outage_fails_fast_with_retry_after_and_recovers_after_the_cool_down(
     start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
 ) -> None:
-    # The catalogue is cached before the outage (any answer from the host would count as a success).
-    url = start_relay(upstream_breaker_failures=2, upstream_breaker_cooldown=1, model_cache_ttl=300).url
+    url = start_relay(upstream_breaker_failures=2, upstream_breaker_cooldown=1).url
     headers = {"Authorization": f"Bearer {KEY_A}"}
-    httpx.get(f"{url}/v1/models", headers=headers)
-    sim.set_fault("http-503", times=2)
+    # Chat fails; the catalogue (fetched before each chat here) still answers: only chat's circuit opens.
+    sim.http.post(
+        "/_sim/faults", json={"fault": "http-503", "times": 2, "path": "/api/chat-with-ai"}
+    ).raise_for_status()
     for _ in range(2):
         assert httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers).status_code == 503
     assert chat_calls(sim) == 2
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "ok"
     assert health["upstream"] == "open"
-    [circuit] = health["circuits"].values()
-    assert circuit == {"state": "open", "retry_after": 1}
+    assert health["circuits"] == {"127.0.0.1/api/chat-with-ai": {"state": "open", "retry_after": 1}}
 
     fast = httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers)
     assert fast.status_code == 503
     assert fast.headers["retry-after"] == "1"
     assert fast.json()["error"]["code"] == "service_unavailable"
     assert chat_calls(sim) == 2  # refused before sending: nothing reached 1min.ai, nothing billed
+    assert httpx.get(f"{url}/v1/models", headers=headers).status_code == 200  # other endpoints go on
 
     deadline = time.monotonic() + 10
     while httpx.get(f"{url}/health").json()["upstream"] != "half-open":

@@ -178,11 +178,11 @@ class _ScrapeTime(Collector):
         )
         circuit = GaugeMetricFamily(
             f"{_PREFIX}_upstream_circuit_state",
-            "Upstream circuit breaker of the answering process, per host: 0 closed, 1 half-open, 2 open.",
-            labels=["host"],
+            "Upstream circuit breakers of the answering process: 0 closed, 1 half-open, 2 open.",
+            labels=["circuit"],
         )
-        for host, state in sorted(self.circuits.items()):
-            circuit.add_metric([host], state)
+        for name, state in sorted(self.circuits.items()):
+            circuit.add_metric([name], state)
         yield circuit
 
 

@@ -1,11 +1,13 @@
-"""A circuit breaker per upstream host, so a 1min.ai outage fails fast instead of stacking timeouts.
+"""Circuit breakers for 1min.ai, so an outage fails fast instead of stacking timeouts.
+
+One circuit per name the client gives (one per 1min.ai endpoint, one per asset host).
 
 Closed: calls go through; `failures` consecutive failed attempts (no answer at all — connect error,
 timeout, dropped connection — or an HTTP 5xx) open the circuit. Open: for `cooldown` seconds every call
 fails at once with a 503 `CIRCUIT_OPEN` carrying `Retry-After`, before anything is sent. Half-open: after
 the cool-down one call goes through as a probe (the others still fail fast); its success closes the
 circuit, its failure opens it for another cool-down. Any answer below 500 (a 4xx, a 429) is a success:
-the host is up.
+the endpoint is up.
 
 Nothing here repeats a call: failing fast happens before sending, so the no-double-billing rule of the
 client's retries is untouched. State is per process (each worker trips on its own).
@@ -54,7 +56,7 @@ class Verdict:
 
 
 class Circuits:
-    """The breakers of every upstream host. `failures` 0 turns them off."""
+    """The breakers of every upstream endpoint, by name. `failures` 0 turns them off."""
 
     def __init__(self, failures: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._threshold = failures
@@ -63,14 +65,14 @@ class Circuits:
         self._circuits: dict[str, _Circuit] = {}
 
     @contextmanager
-    def attempt(self, host: str) -> Iterator[Verdict]:
-        """Around one attempt on `host`: raises CIRCUIT_OPEN instead of letting it start when the circuit
-        is open; the block reports the outcome on the verdict it is given."""
+    def attempt(self, name: str) -> Iterator[Verdict]:
+        """Around one attempt on the circuit `name`: raises CIRCUIT_OPEN instead of letting it start when
+        the circuit is open; the block reports the outcome on the verdict it is given."""
         verdict = Verdict()
         if not self._threshold:
             yield verdict
             return
-        circuit = self._circuits.setdefault(host, _Circuit())
+        circuit = self._circuits.setdefault(name, _Circuit())
         probe = self._admit(circuit)
         try:
             yield verdict
@@ -96,8 +98,8 @@ class Circuits:
         circuit.probing = True
         return True
 
-    def state(self, host: str) -> CircuitState:
-        circuit = self._circuits.get(host)
+    def state(self, name: str) -> CircuitState:
+        circuit = self._circuits.get(name)
         if circuit is None or circuit.opened_at is None:
             return CircuitState.CLOSED
         if circuit.probing or self._clock() >= circuit.opened_at + self._cooldown:
@@ -105,11 +107,11 @@ class Circuits:
         return CircuitState.OPEN
 
     def states(self) -> dict[str, CircuitState]:
-        return {host: self.state(host) for host in self._circuits}
+        return {name: self.state(name) for name in self._circuits}
 
-    def retry_after(self, host: str) -> float:
-        """Seconds until `host`'s circuit lets a probe through (0 when it would now)."""
-        circuit = self._circuits.get(host)
+    def retry_after(self, name: str) -> float:
+        """Seconds until circuit `name` lets a probe through (0 when it would now)."""
+        circuit = self._circuits.get(name)
         if circuit is None or circuit.opened_at is None:
             return 0.0
         return max(0.0, circuit.opened_at + self._cooldown - self._clock())

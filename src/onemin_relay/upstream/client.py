@@ -331,6 +331,7 @@ class OneMinClient:
         self.circuits = Circuits(settings.upstream_breaker_failures, settings.upstream_breaker_cooldown)
         api, assets = httpx.URL(settings.onemin_api_url), httpx.URL(settings.onemin_asset_url)
         self._origins = {(api.scheme, api.host, api.port), (assets.scheme, assets.host, assets.port)}
+        self._api_origin = (api.scheme, api.host, api.port)
         self._asset_base = settings.onemin_asset_url.rstrip("/")
         bucket = re.escape(assets.host)
         self._bucket_host = re.compile(rf"^{bucket}\.s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
@@ -651,7 +652,7 @@ class OneMinClient:
         """One attempt: send, and turn a non-2xx answer into its UpstreamError (body read, bounded).
 
         The host's circuit breaker may refuse the attempt before anything is sent (CIRCUIT_OPEN)."""
-        with self.circuits.attempt(request.url.host) as verdict:
+        with self.circuits.attempt(self._circuit_of(request.url)) as verdict:
             try:
                 response = await self._http.send(request, stream=True, follow_redirects=follow_redirects)
             except _NO_ANSWER as exc:
@@ -671,6 +672,14 @@ class OneMinClient:
         finally:
             await response.aclose()
         raise error_from_response(response.status_code, response.headers, body, secret=api_key or "")
+
+    def _circuit_of(self, url: httpx.URL) -> str:
+        """Which circuit an attempt belongs to: one per 1min.ai endpoint (`api.1min.ai/api/chat-with-ai`,
+        `api.1min.ai/models`), so a failing catalogue does not stop chats; one per asset host."""
+        if (url.scheme, url.host, url.port) != self._api_origin:
+            return url.host
+        segments = url.path.split("/")
+        return url.host + "/".join(segments[:3] if segments[1:2] == ["api"] else segments[:2])
 
     async def _json_call(
         self, method: str, path: str, api_key: str | None, *, billed: bool, read_timeout: float, **kwargs: Any

@@ -9,6 +9,7 @@ import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,6 +35,7 @@ from onemin_relay.ratelimit import RateLimitMiddleware
 from onemin_relay.state.base import StateStore, StateUnavailable, answers_ping
 from onemin_relay.state.factory import open_state
 from onemin_relay.state.retention import run_retention
+from onemin_relay.tracing import start_tracing
 from onemin_relay.translate.errors import openai_error_from_upstream
 from onemin_relay.upstream.breaker import CircuitState
 from onemin_relay.upstream.catalogue import ModelCatalogue
@@ -63,14 +65,14 @@ class RelayContext:
 
 async def health(request: Request) -> Response:
     """Liveness, cheap (no I/O): the relay answers; `upstream` is the worst of its circuit breakers, and
-    `circuits` lists the hosts whose circuit is not closed (this process's view)."""
+    `circuits` lists the endpoints whose circuit is not closed (this process's view)."""
     circuits = relay(request).upstream.circuits
-    troubled = {host: state for host, state in circuits.states().items() if state != CircuitState.CLOSED}
+    troubled = {name: state for name, state in circuits.states().items() if state != CircuitState.CLOSED}
     body: dict[str, object] = {"status": "ok", "upstream": _state_name(max(troubled.values(), default=0))}
     if troubled:
         body["circuits"] = {
-            host: {"state": _state_name(state), "retry_after": math.ceil(circuits.retry_after(host))}
-            for host, state in troubled.items()
+            name: {"state": _state_name(state), "retry_after": math.ceil(circuits.retry_after(name))}
+            for name, state in troubled.items()
         }
     return JSONResponse(body)
 
@@ -150,6 +152,9 @@ def create_app(
         )
         ledger.start()
         request_listeners.append(ledger.on_request_end)
+        tracing = start_tracing(settings.otel_exporter_otlp_endpoint)
+        if tracing is not None:
+            request_listeners.append(tracing.record_spans)
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
         try:
             yield
@@ -162,6 +167,9 @@ def create_app(
             await state.aclose()
             await upstream.aclose()
             metrics.close()
+            if tracing is not None:
+                request_listeners.remove(tracing.record_spans)
+                await anyio.to_thread.run_sync(tracing.shutdown)
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),

@@ -28,6 +28,8 @@ log = logging.getLogger("onemin_relay")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MAX_MODEL_CHARS = 200
+_MAX_EXCHANGES = 32
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class RequestRecord:
     method: str
     path: str
     started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)  # the same instant as a Unix timestamp
+    traceparent: str | None = None  # the caller's W3C trace context, if it sent one
     route: str | None = None  # the route's path template (`/v1/files/{file_id}`), None when none matched
     status: int = 500
     stream: bool = False  # answered as text/event-stream
@@ -58,6 +62,8 @@ class RequestRecord:
     upstream_sum: float = 0.0
     # (status, code) of each failed upstream attempt, in order; status 0: no HTTP answer (connect, timeout)
     upstream_errors: list[tuple[int, str]] = field(default_factory=list)
+    # (start, end) of each upstream exchange, the first _MAX_EXCHANGES of them (for trace spans)
+    upstream_exchanges: list[tuple[float, float]] = field(default_factory=list)
     rejected_by: str | None = None  # "rate_limit", "budget", …: refused before any upstream call
     first_byte: float | None = None  # seconds after `started` the first body byte (not an SSE comment) left
     duration: float | None = None  # seconds after `started` the response was finished
@@ -92,6 +98,8 @@ class RequestRecord:
                 self._wall += ended - self._open_since
             self.upstream_calls += 1
             self.upstream_sum += ended - started
+            if len(self.upstream_exchanges) < _MAX_EXCHANGES:
+                self.upstream_exchanges.append((started, ended))
 
 
 RequestListener = Callable[[RequestRecord], None]
@@ -247,9 +255,13 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}"
         record = RequestRecord(request_id, scope["method"], scope["path"])
+        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        if _TRACEPARENT.match(traceparent):
+            record.traceparent = traceparent
         token = _record.set(record)
 
         async def send_with_id(message: Message) -> None:

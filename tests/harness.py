@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,3 +93,34 @@ def upstream_settings(url: str, **overrides: Any) -> Settings:
 def running_relay(settings: Settings) -> Iterator[BackgroundServer]:
     with BackgroundServer(create_app(settings)) as server:
         yield server
+
+
+@contextmanager
+def serve_process(env: dict[str, str]) -> Iterator[str]:
+    """`1min-relay serve --port 0` in its own process with `env` added, until it answers /health: its URL.
+    Stopped with SIGTERM (a graceful shutdown) when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert process.stdout is not None
+    try:
+        banner = process.stdout.readline()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1$", banner.strip())
+        assert match, banner
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{match.group(1)}/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+        yield match.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from onemin_relay import __version__
 from onemin_relay.simulator.answers import expected_answer
+from tests.harness import serve_process
 from tests.servers import free_port
 
 COMMAND = [sys.executable, "-m", "onemin_relay.cli"]
@@ -53,32 +53,9 @@ def test_invalid_configuration_names_the_variable_and_exits_non_zero() -> None:
 
 
 def test_serve_announces_the_address_it_actually_listens_on(tmp_path: Path) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [*COMMAND, "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    try:
-        banner = process.stdout.readline()
-        match = re.search(r"on (http://127\.0\.0\.1:(\d+))/v1$", banner.strip())
-        assert match, banner
-        assert int(match.group(2)) > 0  # port 0 asked the system for one: say which
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert httpx.get(f"{match.group(1)}/health").json()["status"] == "ok"
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()
+    with serve_process({"DATA_DIR": str(tmp_path)}) as url:  # the address it printed answers /health
+        assert int(url.rsplit(":", 1)[1]) > 0  # port 0 asked the system for one: say which
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
 
 
 def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from onemin_relay.api.auth import key_hash
 from onemin_relay.serving import BackgroundServer
-from tests.harness import KEY_A, SimulatorHandle
+from tests.harness import KEY_A, SimulatorHandle, serve_process
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CHAT = "/v1/chat/completions"
@@ -169,41 +165,14 @@ def test_every_answer_says_how_its_time_split_between_upstream_and_relay(
 # --- several worker processes ------------------------------------------------------------------
 
 
-@contextmanager
-def relay_process(simulator_url: str, data_dir: Path, metrics_dir: Path) -> Iterator[str]:
-    env = {
-        **os.environ,
+def relay_env(simulator_url: str, data_dir: Path, metrics_dir: Path) -> dict[str, str]:
+    return {
         "ONEMIN_API_URL": simulator_url,
         "ONEMIN_ASSET_URL": f"{simulator_url}/cdn",
         "DATA_DIR": str(data_dir),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    try:
-        match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1$", process.stdout.readline().strip())
-        assert match
-        url = match.group(1)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()
 
 
 def test_with_a_multiprocess_directory_every_process_answers_for_all(
@@ -213,8 +182,8 @@ def test_with_a_multiprocess_directory_every_process_answers_for_all(
     metrics_dir.mkdir()
     headers = {"Authorization": f"Bearer {KEY_A}"}
     with (
-        relay_process(simulator_server.url, tmp_path / "a", metrics_dir) as first,
-        relay_process(simulator_server.url, tmp_path / "b", metrics_dir) as second,
+        serve_process(relay_env(simulator_server.url, tmp_path / "a", metrics_dir)) as first,
+        serve_process(relay_env(simulator_server.url, tmp_path / "b", metrics_dir)) as second,
     ):
         for url in (first, second, second):
             assert httpx.get(f"{url}/v1/models", headers=headers).status_code == 200

@@ -52,11 +52,17 @@ class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            f"{_PREFIX}_requests",
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(f"{_PREFIX}_{name}", documentation, labels, registry=r)
+
+        self.requests = counter(
+            "requests",
             "Requests answered, by route template, method, model asked and status.",
-            ["route", "method", "model", "status"],
-            registry=r,
+            "route",
+            "method",
+            "model",
+            "status",
         )
         self.duration = Histogram(
             f"{_PREFIX}_request_duration_seconds",
@@ -92,29 +98,27 @@ class RelayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.upstream_errors = Counter(
-            f"{_PREFIX}_upstream_errors",
+        self.upstream_errors = counter(
+            "upstream_errors",
             "Failed 1min.ai attempts (retried ones too), by HTTP status (0: no answer) and code.",
-            ["status", "code"],
-            registry=r,
+            "status",
+            "code",
         )
-        self.credits = Counter(
-            f"{_PREFIX}_credits",
+        self.credits = counter(
+            "credits",
             "1min.ai credits spent, as upstream records report them (estimated ones included).",
-            ["model"],
-            registry=r,
+            "model",
         )
-        self.tokens = Counter(
-            f"{_PREFIX}_tokens",
+        self.tokens = counter(
+            "tokens",
             "Tokens reported to clients, by model and direction (prompt, completion).",
-            ["model", "direction"],
-            registry=r,
+            "model",
+            "direction",
         )
-        self.rejections = Counter(
-            f"{_PREFIX}_rejections",
+        self.rejections = counter(
+            "rejections",
             "Requests refused before any upstream call, by reason (rate_limit, budget, …).",
-            ["reason"],
-            registry=r,
+            "reason",
         )
 
     def response_started(self, record: RequestRecord) -> None:

@@ -24,14 +24,8 @@ from onemin_relay.core.types import (
 )
 from onemin_relay.errors import OpenAIError
 from onemin_relay.translate import chat_wire as wire
-from onemin_relay.translate.messages import (
-    CountTokensRequest,
-    MessagesRequest,
-    MessageStream,
-    core_request,
-    message_object,
-    parse_messages_request,
-)
+from onemin_relay.translate.messages import MessageStream, core_request, message_object
+from onemin_relay.translate.messages_wire import CountTokensRequest, MessagesRequest, parse_messages_request
 
 
 def parse(**body: Any) -> MessagesRequest:

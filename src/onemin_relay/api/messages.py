@@ -16,13 +16,8 @@ from onemin_relay.api.auth import caller
 from onemin_relay.api.common import read_json
 from onemin_relay.api.event_stream import EventStreamResponse, sse_data
 from onemin_relay.core.engine import CoreStream, complete, count_prompt_tokens, open_stream
-from onemin_relay.translate.messages import (
-    CountTokensRequest,
-    MessageStream,
-    core_request,
-    message_object,
-    parse_messages_request,
-)
+from onemin_relay.translate.messages import MessageStream, core_request, message_object
+from onemin_relay.translate.messages_wire import CountTokensRequest, parse_messages_request
 
 
 async def create_message(request: Request) -> Response:

@@ -332,6 +332,18 @@ def test_stored_responses_belong_to_their_key(client: openai.OpenAI, relay_url: 
     assert client.responses.retrieve(response.id).output_text == response.output_text
 
 
+def test_what_cannot_be_done_to_a_stored_response_is_a_400(client: openai.OpenAI) -> None:
+    response = client.responses.create(model=MODEL, input="done already")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.cancel(response.id)
+    assert caught.value.param == "response_id"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.retrieve(response.id, stream=True)
+    assert caught.value.param == "stream"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_unknown")
+
+
 def test_delete_forgets_and_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     response = client.responses.create(model=MODEL, input="forget me")
     client.responses.delete(response.id)

@@ -24,7 +24,7 @@ from onemin_relay.api.common import page_query, read_json, relay
 from onemin_relay.api.event_stream import KEEPALIVE, EventStreamResponse, sse_data
 from onemin_relay.core.engine import CoreStream, complete, open_stream
 from onemin_relay.core.types import KeepAlive, StreamFailure
-from onemin_relay.errors import not_found
+from onemin_relay.errors import invalid_request, not_found
 from onemin_relay.state.base import StateStore, StateUnavailable
 from onemin_relay.translate.responses import (
     core_request,
@@ -166,7 +166,24 @@ async def _history(state: StateStore, owner: str, response_id: str) -> list[Inpu
 
 async def retrieve_response(request: Request) -> Response:
     _, stored = await _find(request)
+    if request.query_params.get("stream", "false").lower() != "false":
+        raise invalid_request(
+            "Replaying a stored response as a stream is not supported by the relay; retrieve it without "
+            "'stream'.",
+            param="stream",
+            code="unsupported_parameter",
+        )
     return JSONResponse(stored["response"])
+
+
+async def cancel_response(request: Request) -> Response:
+    """Only background responses can be cancelled, and the relay runs none: OpenAI's 400 for the others."""
+    _, stored = await _find(request)
+    raise invalid_request(
+        f"Response '{stored['response']['id']}' cannot be cancelled: only background responses can, and the "
+        "relay answers every response in the foreground.",
+        param="response_id",
+    )
 
 
 async def delete_response(request: Request) -> Response:
@@ -203,4 +220,5 @@ routes: list[BaseRoute] = [
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
 ]

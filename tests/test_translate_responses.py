@@ -203,6 +203,7 @@ def test_tools_tool_choice_and_formats_map_to_the_core() -> None:
     assert allowed.tool_choice == ToolChoice("auto", ("weather",))
     assert allowed.parallel_tool_calls is False
     assert core(input="x", tools=[weather], tool_choice="none").tool_choice == ToolChoice("none")
+    assert core(input="x", tool_choice="required").tool_choice == ToolChoice("none")  # nothing to call
     assert core(input="x", tool_choice={"type": "web_search_preview"}).web_search == "medium"
     assert core(input="x", tools=[{"type": "web_search"}]).web_search == "medium"
 
@@ -238,6 +239,19 @@ def test_tools_tool_choice_and_formats_map_to_the_core() -> None:
         ),
         ({"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
         ({"input": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"input": "x", "tools": [{"type": "function", "name": "a b"}]}, "tools.0.name"),
+        (
+            {"input": "x", "tools": [{"type": "function", "name": "f"}, {"type": "function", "name": "f"}]},
+            "tools.1.name",
+        ),
+        (
+            {"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {"type": "nope"}}]},
+            "tools.0.parameters",
+        ),
+        (
+            {"input": "x", "text": {"format": {"type": "json_schema", "name": "T", "schema": {"type": 3}}}},
+            "text.format.schema",
+        ),
     ],
 )
 def test_what_cannot_map_is_a_400_naming_the_param(body: dict[str, Any], param: str) -> None:

@@ -20,6 +20,7 @@ from onemin_relay.core.types import (
     ChoiceOut,
     CoreRequest,
     OutputFormat,
+    SearchContextSize,
     ToolCallOut,
     ToolChoice,
     ToolSpec,
@@ -49,6 +50,7 @@ from onemin_relay.translate.responses_wire import (
     Refusal,
     WebSearchTool,
 )
+from onemin_relay.translate.structured import schema_problem
 
 Status = Literal["completed", "incomplete", "failed", "in_progress"]
 
@@ -165,27 +167,39 @@ def _file_part(part: InputFile, param: str) -> dict[str, Any]:
     raise invalid_request("An input_file needs 'file_id' or 'file_data' with 'filename'.", param=param)
 
 
-def _tools(request: CreateResponseRequest) -> tuple[tuple[ToolSpec, ...], Any]:
-    specs: list[ToolSpec] = []
-    web_search = None
-    for tool in request.tools or ():
-        if isinstance(tool, FunctionTool):
-            specs.append(
-                ToolSpec(tool.name, tool.description or "", tool.parameters, strict=bool(tool.strict))
-            )
-        elif isinstance(tool, WebSearchTool):
+def _tools(request: CreateResponseRequest) -> tuple[tuple[ToolSpec, ...], SearchContextSize | None]:
+    """Function tools (names unique, parameters a usable JSON Schema) and the web search asked for."""
+    specs: dict[str, ToolSpec] = {}
+    web_search: SearchContextSize | None = None
+    for index, tool in enumerate(request.tools or ()):
+        if isinstance(tool, WebSearchTool):
             web_search = tool.search_context_size or "medium"
-    return tuple(specs), web_search
+        if not isinstance(tool, FunctionTool):
+            continue
+        if tool.name in specs:
+            raise invalid_request(
+                f"Two tools are named {tool.name!r}; tool names must be unique.", param=f"tools.{index}.name"
+            )
+        problem = schema_problem(tool.parameters) if tool.parameters is not None else None
+        if problem is not None:
+            raise invalid_request(
+                f"Invalid JSON Schema for function {tool.name!r}: {problem}",
+                param=f"tools.{index}.parameters",
+                code="invalid_function_parameters",
+            )
+        specs[tool.name] = ToolSpec(tool.name, tool.description or "", tool.parameters, bool(tool.strict))
+    return tuple(specs.values()), web_search
 
 
-def _tool_choice(request: CreateResponseRequest, tools: Sequence[ToolSpec]) -> tuple[ToolChoice, Any]:
-    """The core's tool choice, and the web search a hosted tool choice turns on."""
+def _tool_choice(
+    request: CreateResponseRequest, tools: Sequence[ToolSpec]
+) -> tuple[ToolChoice, SearchContextSize | None]:
+    """The core's tool choice (`none` when no function is offered), and the web search a hosted tool
+    choice turns on."""
     choice = request.tool_choice
     names = {tool.name for tool in tools}
-    if choice is None:
-        return ToolChoice(), None
-    if isinstance(choice, str):
-        return ToolChoice(choice), None
+    if choice is None or isinstance(choice, str):
+        return ToolChoice(choice or "auto" if tools else "none"), None
     if isinstance(choice, NamedFunction):
         if choice.name not in names:
             raise invalid_request(
@@ -206,7 +220,7 @@ def _tool_choice(request: CreateResponseRequest, tools: Sequence[ToolSpec]) -> t
         return ToolChoice(choice.mode, allowed), None
     assert isinstance(choice, HostedToolChoice)
     if choice.type in WEB_SEARCH_TOOLS:
-        return ToolChoice(), "medium"
+        return ToolChoice("auto" if tools else "none"), "medium"
     raise invalid_request(
         f"Tool choice '{choice.type[:64]}' is not available through 1min.ai.",
         param="tool_choice.type",
@@ -219,6 +233,9 @@ def _output_format(request: CreateResponseRequest) -> OutputFormat:
     if isinstance(chosen, JsonObjectFormat):
         return OutputFormat("json_object")
     if isinstance(chosen, JsonSchemaFormat):
+        problem = schema_problem(chosen.schema_)
+        if problem is not None:
+            raise invalid_request(f"Invalid JSON Schema: {problem}", param="text.format.schema")
         return OutputFormat(
             "json_schema",
             schema=chosen.schema_,

@@ -170,7 +170,7 @@ Input = Annotated[
 
 class FunctionTool(_Wire):
     type: Literal["function"]
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")  # as chat's
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
@@ -220,7 +220,7 @@ Tool = Annotated[
 
 class NamedFunction(_Wire):
     type: Literal["function"]
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
 
 
 class AllowedTools(_Wire):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
-from tests.harness import SimulatorHandle
+from onemin_relay.simulator.limits import estimate_tokens
+from tests.harness import KEY_A, SimulatorHandle
 
 MODEL = "gpt-4o-mini"
 WEATHER: Any = {
@@ -266,3 +268,45 @@ def test_legacy_function_call_streams(client: openai.OpenAI, sim: SimulatorHandl
         c.choices[0].delta.function_call.arguments or "" for c in chunks if c.choices[0].delta.function_call
     )
     assert (name, json.loads(arguments)) == ("get_weather", {"city": "Paris"})
+
+
+def test_every_choice_gets_its_calls(client: openai.OpenAI, sim: SimulatorHandle) -> None:
+    sim.queue_answers(call("get_weather", city="Paris"), call("get_weather", city="Paris"))
+    completion = client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS, n=2)
+    assert [called(choice.message) for choice in completion.choices] == [
+        [("get_weather", {"city": "Paris"})]
+    ] * 2
+    ids = [choice.message.tool_calls[0].id for choice in completion.choices if choice.message.tool_calls]
+    assert len(set(ids)) == 2
+
+
+def test_a_repair_in_a_stream_keeps_it_alive_and_counts_both_calls(
+    start_relay: Any, sim: SimulatorHandle
+) -> None:
+    relay = start_relay(stream_keepalive_seconds=0.05)
+    # the first answer is malformed (no city); the repair prompt repeats it, so its magic word makes
+    # the repair call slow to answer
+    first_answer = call("get_weather") + " [[sim:slow-first-byte=400]]"
+    sim.queue_answers(first_answer, call("get_weather", city="Paris"))
+    body = {"model": MODEL, "messages": ASK, "tools": TOOLS, "stream": True}
+    body["stream_options"] = {"include_usage": True}
+    with httpx.stream(
+        "POST", f"{relay.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY_A}"}
+    ) as response:
+        lines = list(response.iter_lines())
+    comments = [line for line in lines if line.startswith(":")]
+    events = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    assert comments  # keep-alives while the repair call was slow
+    arguments = "".join(
+        tc["function"].get("arguments", "")
+        for e in events
+        if e["choices"]
+        for tc in e["choices"][0]["delta"].get("tool_calls", [])
+    )
+    assert json.loads(arguments) == {"city": "Paris"}
+    first, repair = prompts(sim)
+    usage = events[-1]["usage"]
+    assert usage["prompt_tokens"] == estimate_tokens(first) + estimate_tokens(repair)
+    assert usage["completion_tokens"] == estimate_tokens(first_answer) + estimate_tokens(
+        call("get_weather", city="Paris")
+    )

@@ -108,7 +108,9 @@ async def _prepare(request: Request, core: CoreRequest) -> _Prepared:
     context = relay(request)
     model = await _chat_model(request, core)
     _, online = split_online(core.model)
-    attachments = await resolve_attachments(request, context, api_key, model, media_parts(core.messages))
+    attachments = await resolve_attachments(
+        request, context, api_key, model, media_parts(core.messages, core.param_prefix)
+    )
     prompt = upstream_prompt(core, core.messages, attachments.file_names, context.settings)
     search = core.web_search or ("medium" if online else None)
     web_search = None

@@ -71,15 +71,16 @@ def split_online(model: str) -> tuple[str, bool]:
     return model, False
 
 
-def media_parts(messages: Sequence[Message]) -> list[MediaPart]:
-    """Every image and file part, in order. Audio input has no upstream equivalent: 400, not dropped."""
+def media_parts(messages: Sequence[Message], param_prefix: str = "messages") -> list[MediaPart]:
+    """Every image and file part, in order. Audio input has no upstream equivalent: 400, not dropped.
+    `param_prefix` names the transcript in error messages (`messages`, or a dialect's own `input`)."""
     found: list[MediaPart] = []
     counters = {"image": 0, "file": 0}
     for m, message in enumerate(messages):
         if isinstance(message.content, str) or message.content is None:
             continue
         for p, part in enumerate(message.content):
-            param = f"messages.{m}.content.{p}"
+            param = f"{param_prefix}.{m}.content.{p}"
             if isinstance(part, AudioPart):
                 raise invalid_request(
                     "Audio input is not supported by 1min.ai chat; transcribe it first with "

@@ -142,9 +142,6 @@ def test_images_and_files_are_attached(client: openai.OpenAI, sim: SimulatorHand
     assert response.output_text == expected_answer(prompt, images=2, files=1)
 
 
-@pytest.mark.xfail(
-    reason="the chat core does not apply CoreRequest.param_prefix yet: it names `messages.0…`", strict=True
-)
 def test_an_image_for_a_text_only_model_is_a_400_naming_the_input(client: openai.OpenAI) -> None:
     content: Any = [{"type": "input_image", "image_url": PNG_URL, "detail": "auto"}]
     with pytest.raises(openai.BadRequestError) as caught:

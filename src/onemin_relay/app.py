@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.accounts import admin
+from onemin_relay.accounts import admin, dashboard
 from onemin_relay.accounts.factory import open_accounts
 from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
@@ -185,6 +185,7 @@ def create_app(
         *files.routes,
         *admin.routes,
         *unsupported.routes,
+        *dashboard.routes,
     ]
     middleware = [
         Middleware(

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.accounts.keys import KeyRequest
+from onemin_relay.accounts.keys import KeyRequest, RelayKey
 from onemin_relay.accounts.store import revoke_key
 from onemin_relay.accounts.usage import (
     FIELDS,
     GroupBy,
     UsageQuery,
+    UsageRecord,
     day_of,
     month_of,
     rows_csv,
@@ -30,6 +31,9 @@ from onemin_relay.accounts.usage import (
 )
 from onemin_relay.api.common import read_json, relay
 from onemin_relay.errors import OpenAIError, invalid_request, not_found, validation_failed
+
+if TYPE_CHECKING:
+    from onemin_relay.app import RelayContext
 
 _MAX_RECORDS_SHOWN = 10_000
 
@@ -52,8 +56,14 @@ def require_admin(request: Request) -> None:
 
 async def list_keys(request: Request) -> Response:
     require_admin(request)
-    keys = await relay(request).accounts.list_keys()
-    return JSONResponse({"object": "list", "data": [key.public() for key in keys]})
+    context = relay(request)
+    keys = await context.accounts.list_keys()
+    return JSONResponse({"object": "list", "data": [await _with_spend(context, key) for key in keys]})
+
+
+async def _with_spend(context: RelayContext, key: RelayKey) -> dict[str, Any]:
+    day, month = await context.ledger.spent(key.id)
+    return {**key.public(), "spent_today": round(day, 4), "spent_this_month": round(month, 4)}
 
 
 async def create_key(request: Request) -> Response:
@@ -73,8 +83,7 @@ async def show_key(request: Request) -> Response:
     key = await context.accounts.key_by_id(request.path_params["key_id"])
     if key is None:
         raise not_found(f"No such relay key: {request.path_params['key_id'][:64]}")
-    day, month = await context.ledger.spent(key.id)
-    return JSONResponse({**key.public(), "spent_today": round(day, 4), "spent_this_month": round(month, 4)})
+    return JSONResponse(await _with_spend(context, key))
 
 
 async def revoke(request: Request) -> Response:
@@ -91,7 +100,7 @@ async def usage(request: Request) -> Response:
     """Totals, optionally grouped by key, model, day or endpoint; `format=csv` for a spreadsheet."""
     require_admin(request)
     query, group_by = _query(request)
-    rows = summarise(await relay(request).accounts.usage(query), group_by)
+    rows = summarise(await _records(request, query), group_by)
     if request.query_params.get("format") == "csv":
         return _csv(rows_csv(rows, rows[0].keys() if rows else ["group"]), "usage.csv")
     return JSONResponse({"object": "list", "group_by": group_by, "data": rows})
@@ -101,7 +110,7 @@ async def usage_records(request: Request) -> Response:
     """The ledger's records themselves (the newest `limit`, oldest first); `format=csv` to export."""
     require_admin(request)
     query, _ = _query(request)
-    records = await relay(request).accounts.usage(query)
+    records = await _records(request, query)
     limit = request.query_params.get("limit", "")
     shown = records[-int(limit) :] if limit.isdigit() and 0 < int(limit) <= _MAX_RECORDS_SHOWN else records
     rows: list[dict[str, Any]] = [record.__dict__ for record in shown]
@@ -124,6 +133,12 @@ async def balance(request: Request) -> Response:
             "data": [report.public() for report in context.upstream.balances()],
         }
     )
+
+
+async def _records(request: Request, query: UsageQuery) -> list[UsageRecord]:
+    context = relay(request)
+    await context.ledger.flush()  # what this relay has queued shows at once
+    return await context.accounts.usage(query)
 
 
 def _query(request: Request) -> tuple[UsageQuery, GroupBy | None]:

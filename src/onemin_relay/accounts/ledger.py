@@ -35,6 +35,7 @@ class UsageLedger:
         self._queue: deque[UsageRecord] = deque()
         self._pending: dict[tuple[str, str], float] = {}  # (key, period) → credits queued, not written
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # the writer and an admin read may flush at once
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -87,11 +88,12 @@ class UsageLedger:
 
     async def flush(self) -> None:
         """Write everything queued; on a store failure the records stay queued and it raises."""
-        while self._queue:
-            batch = [self._queue[index] for index in range(min(_BATCH, len(self._queue)))]
-            await self.store.add_usage(batch)
-            for _ in batch:
-                self._forget_pending(self._queue.popleft())
+        async with self._flushing:
+            while self._queue:
+                batch = [self._queue[index] for index in range(min(_BATCH, len(self._queue)))]
+                await self.store.add_usage(batch)
+                for _ in batch:
+                    self._forget_pending(self._queue.popleft())
 
     async def aclose(self) -> None:
         """Stop the writer and write what is left (a clean shutdown loses no record)."""

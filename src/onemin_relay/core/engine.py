@@ -130,7 +130,7 @@ async def count_prompt_tokens(request: Request, core: CoreRequest) -> int:
     marker lacks its file name (a few tokens)."""
     caller(request)
     await _chat_model(request, core)
-    media_parts(core.messages)  # what an answer would refuse (audio input) is refused here too
+    media_parts(core.messages, core.param_prefix)  # refuses what an answer would (audio input)
     return await count_tokens_off_loop(upstream_prompt(core, core.messages, {}, relay(request).settings))
 
 

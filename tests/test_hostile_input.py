@@ -48,7 +48,7 @@ def test_an_integer_too_long_to_convert_is_a_400(
     assert sim.requests() == []
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999", "-1E400"])
 def test_non_finite_numbers_are_a_400(relay_url: str, constant: str) -> None:
     body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": %s}'
     response = httpx.post(f"{relay_url}/v1/chat/completions", headers=AUTH, content=body % constant)

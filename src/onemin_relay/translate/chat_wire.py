@@ -93,8 +93,13 @@ def text_or_list(value: Any) -> str | None:
     return None
 
 
+# Limits of the relay's own (docs/chat.md), so one request cannot hold the event loop while it is validated.
+MAX_MESSAGES = 2048
+MAX_CONTENT_PARTS = 1024  # per message
+
 Content = Annotated[
-    Annotated[str, Tag("<text>")] | Annotated[list[ContentPart], Tag("<list>")],
+    Annotated[str, Tag("<text>")]
+    | Annotated[list[ContentPart], Field(max_length=MAX_CONTENT_PARTS), Tag("<list>")],
     Discriminator(
         text_or_list,
         custom_error_type="invalid_content",
@@ -271,7 +276,7 @@ Stop = Annotated[
 
 class ChatCompletionRequest(_Wire):
     model: str = Field(min_length=1, max_length=256)
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, ge=1, le=MAX_CHOICES)

@@ -40,6 +40,11 @@ test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# The fuzz tests with hundreds of random examples per route instead of `make test`'s few (minutes, not
+# seconds); failures are kept in .hypothesis/ and replayed first on the next run.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -o timeout=3600 tests/test_fuzz_properties.py tests/test_fuzz_openapi.py
+
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench

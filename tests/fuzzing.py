@@ -22,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {KEY_A}"}
 _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 hypothesis.settings.register_profile(
     "bounded",
-    max_examples=6,
+    max_examples=4,
     deadline=None,
     derandomize=True,
     database=None,

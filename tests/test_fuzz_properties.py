@@ -114,9 +114,9 @@ def places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     if not path:
         return new
-    copy = dict(value) if isinstance(value, dict) else list(value)
-    copy[path[0]] = replaced(value[path[0]], path[1:], new)  # type: ignore[index]
-    return copy
+    if isinstance(value, dict):
+        return {**value, path[0]: replaced(value[path[0]], path[1:], new)}
+    return [replaced(item, path[1:], new) if index == path[0] else item for index, item in enumerate(value)]
 
 
 @st.composite
@@ -138,8 +138,8 @@ def json_body(draw: st.DrawFn, route: str) -> bytes:
 def multipart_body(draw: st.DrawFn, route: str) -> tuple[dict[str, Any], dict[str, Any]]:
     model = VALID.get(route, ({}, None))[1]
     names = [*(sorted(model.model_fields) if model else []), "purpose", "model", "prompt", "n", "size"]
-    data = {draw(st.sampled_from(names)): draw(hostile_text) for _ in range(draw(st.integers(0, 3)))}
-    data = {name: value.encode("utf-8", "surrogatepass") for name, value in data.items()}
+    texts = {draw(st.sampled_from(names)): draw(hostile_text) for _ in range(draw(st.integers(0, 3)))}
+    data = {name: value.encode("utf-8", "surrogatepass") for name, value in texts.items()}
     files = {}
     if draw(st.booleans()):
         filename = draw(hostile_text).encode("utf-8", "replace").decode()

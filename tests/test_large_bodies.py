@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ def test_a_bearer_that_cannot_be_a_key_is_refused_before_the_body_is_read(
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 50000000\r\nAuthorization: Bearer " + token + b"\r\n\r\n{"
+            b"Expect: 100-continue\r\nContent-Length: 50000000\r\nAuthorization: Bearer "
+            + token
+            + b"\r\n\r\n"
         )
         head = connection.recv(65536)
     assert head.startswith(b"HTTP/1.1 401 ")
@@ -147,3 +150,36 @@ async def test_the_sliced_parser_refuses_what_the_relay_refuses(body: bytes) -> 
     with pytest.raises(OpenAIError) as caught:
         await parse_json_object_sliced(body)
     assert caught.value.status == 400
+
+
+def send_then_read(url: str, head: bytes, body: bytes) -> bytes:
+    """What a naive client (urllib, for one) does: write the whole request, and only then read the answer;
+    `Connection: close` makes the server close right after answering."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        length = f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        connection.sendall(head + length + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                break
+        return answer
+
+
+@pytest.mark.parametrize("size", [54_000, 300_000, 12_000_000])
+def test_a_client_writing_an_over_limit_body_before_reading_gets_the_413(
+    start_relay: Callable[..., BackgroundServer], size: int
+) -> None:
+    relay = start_relay(max_request_bytes=50_000)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + KEY_A.encode() + b"\r\n"
+    )
+    for _ in range(3):
+        assert send_then_read(relay.url, head, b"x" * size).startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_client_writing_its_body_to_a_bad_key_gets_the_401(relay_url: str) -> None:
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer a b\r\n"
+    assert send_then_read(relay_url, head, b"{" + b" " * 12_000_000 + b"}").startswith(b"HTTP/1.1 401 ")

@@ -27,6 +27,7 @@ from onemin_relay.accounts.store import AccountStore
 from onemin_relay.api import audio, chat, completions, files, images, messages, models, responses, unsupported
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.api.common import relay
+from onemin_relay.body_drain import BodyDrainMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
 from onemin_relay.metrics import RelayMetrics, metrics_endpoint
@@ -188,6 +189,7 @@ def create_app(
         *dashboard.routes,
     ]
     middleware = [
+        Middleware(BodyDrainMiddleware),  # outermost: whatever answers early, the unread body is drained
         Middleware(
             RequestContextMiddleware,
             listeners=request_listeners,

@@ -192,6 +192,14 @@ def test_an_agent_loop_runs_through_the_relay(client: openai.OpenAI, sim: Simula
         ),
         ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "tools.0.function.name"),
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        (
+            {
+                "tools": [
+                    {"type": "function", "function": {"name": "x", "parameters": {"enum": ["v" * 99] * 700}}}
+                ]
+            },
+            "tools.0.function.parameters",
+        ),
     ],
 )
 def test_tools_it_cannot_honour_are_400s(client: openai.OpenAI, body: dict[str, Any], param: str) -> None:

@@ -174,6 +174,15 @@ def test_tool_lines_are_compact_and_deterministic() -> None:
     assert tool_line(refs).startswith('- r(arguments: {"$defs"')
 
 
+def test_a_huge_description_is_cut_to_what_is_shown() -> None:
+    tool = ToolSpec("big", "First sentence. " + "word " * 2_000_000, None)
+    line = tool_line(tool, 0)
+    assert line.startswith("- big(): First sentence. word word")
+    assert line.endswith("…")
+    assert len(line.removeprefix("- big(): ")) == 300
+    assert tool_line(tool, 1) == "- big(): First sentence."
+
+
 def test_the_section_names_the_format_and_the_choice() -> None:
     section = tools_section([WEATHER, TIME], ToolChoice("auto"), parallel=True, max_chars=4000)
     assert '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>' in section

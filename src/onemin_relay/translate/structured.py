@@ -19,6 +19,8 @@ _FENCED = re.compile(r"```[\w+-]*[ \t]*\n(.*?)```", re.DOTALL)
 _VALUE_START = re.compile(r"[{\[]")
 _MAX_CANDIDATES = 50  # JSON starts tried in prose: bounded, so a hostile answer costs bounded time
 _MAX_PROBLEMS = 5
+# A schema is compiled and checked on the event loop: larger ones are refused (OpenAI bounds them too).
+MAX_SCHEMA_CHARS = 64 * 1024
 
 
 def format_section(output: OutputFormat) -> str:
@@ -80,7 +82,10 @@ def _schema_key(schema: Mapping[str, Any]) -> str:
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why `schema` is not a usable JSON Schema, or None when it is."""
     try:
-        _validator(_schema_key(schema))
+        key = _schema_key(schema)
+        if len(key) > MAX_SCHEMA_CHARS:
+            return f"the schema is larger than {MAX_SCHEMA_CHARS} characters of JSON"
+        _validator(key)
     except schema_exceptions.SchemaError as exc:
         return exc.message
     except (ValueError, RecursionError, TypeError) as exc:  # a schema jsonschema cannot even read

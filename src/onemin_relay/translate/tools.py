@@ -132,7 +132,7 @@ def _compact(value: Any) -> str:
 
 
 def _shorten(text: str, limit: int, *, first_sentence: bool) -> str:
-    text = " ".join(text.split())
+    text = " ".join(text[: 4 * limit].split())  # only what can be shown is read (descriptions may be huge)
     if first_sentence:
         end = text.find(". ")
         text = text[: end + 1] if end >= 0 else text

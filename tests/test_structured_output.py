@@ -67,3 +67,16 @@ def test_the_stream_helper_parses_the_same_json(client: openai.OpenAI, sim: Simu
         final = stream.get_final_completion()
     assert final.choices[0].message.content == whole.choices[0].message.content
     assert final.choices[0].message.parsed == Weather(city="Paris", celsius=18)
+
+
+class GetWeather(BaseModel):
+    city: str
+
+
+def test_parse_with_a_pydantic_function_tool(client: openai.OpenAI, sim: SimulatorHandle) -> None:
+    sim.queue_answers('<tool_call>{"name": "GetWeather", "arguments": {"city": "Paris"}}</tool_call>')
+    completion = client.chat.completions.parse(
+        model=MODEL, messages=ASK, tools=[openai.pydantic_function_tool(GetWeather)]
+    )
+    [tool_call] = completion.choices[0].message.tool_calls or []
+    assert tool_call.function.parsed_arguments == GetWeather(city="Paris")

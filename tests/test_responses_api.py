@@ -143,10 +143,21 @@ def test_images_and_files_are_attached(client: openai.OpenAI, sim: SimulatorHand
 
 
 def test_an_image_for_a_text_only_model_is_a_400_naming_the_input(client: openai.OpenAI) -> None:
-    content: Any = [{"type": "input_image", "image_url": PNG_URL, "detail": "auto"}]
+    content: Any = [{"type": "input_text", "text": "see"}, {"type": "input_image", "image_url": PNG_URL}]
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=TEXT_ONLY, input=[{"role": "user", "content": content}])
-    assert str(caught.value.param).startswith("input.0.content.0")
+    assert caught.value.param == "input.0.content.1.image_url"
+    # Instructions, and calls joined into one assistant turn, do not shift the item named.
+    items: Any = [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call", "call_id": "call_2", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+        {"type": "function_call_output", "call_id": "call_2", "output": content},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=TEXT_ONLY, instructions="Be brief.", input=items)
+    assert caught.value.param == "input.4.output.1.image_url"
 
 
 def test_web_search_tool_turns_on_web_search(client: openai.OpenAI, sim: SimulatorHandle) -> None:

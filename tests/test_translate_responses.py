@@ -60,7 +60,7 @@ def parse(**body: Any) -> Any:
 
 
 def core(**body: Any) -> Any:
-    return core_request(parse(**body))
+    return core_request(parse(**body)).core
 
 
 def texts(message: Message) -> list[str]:
@@ -170,7 +170,7 @@ def test_history_comes_before_the_new_input() -> None:
             *output_items(ChoiceOut("Hello!", (), "stop")),
         ]
     )
-    request = core_request(parse(input="And now?", instructions="Be kind."), history)
+    request = core_request(parse(input="And now?", instructions="Be kind."), history).core
     assert [m.role for m in request.messages] == ["system", "user", "assistant", "user"]
     assert texts(request.messages[2]) == ["Hello!"]
 
@@ -461,5 +461,47 @@ def test_stored_input_items_list_as_openai_items_and_read_back_as_input() -> Non
     assert stored[1]["content"] == [
         {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}
     ]
-    again = core_request(parse(input="next"), stored_items(stored))
+    again = core_request(parse(input="next"), stored_items(stored)).core
     assert [m.role for m in again.messages] == ["user", "assistant", "user", "assistant", "tool", "user"]
+
+
+PARTS = [{"type": "input_text", "text": "y"}]
+
+
+@pytest.mark.parametrize(
+    ("core_param", "expected"),
+    [
+        ("input.1.content.0.image_url.url", "input.0.content.0.image_url"),
+        ("messages.1.content.2.file.file_data", "input.0.content.2.file_data"),
+        ("input.3.content.0.file.file_id", "input.3.output.0.file_id"),
+        ("input.0.content", "instructions"),
+        ("model", "model"),
+        ("input.9.content.0", "input.9.content.0"),  # no such message: left as it is
+    ],
+)
+def test_core_errors_name_the_responses_parameter(core_param: str, expected: str) -> None:
+    # core messages: 0 instructions, 1 input.0, 2 the calls input.1 and input.2 as one turn, 3 input.3
+    translated = core_request(
+        parse(
+            instructions="Be brief.",
+            input=[
+                {"role": "user", "content": [{"type": "input_text", "text": "x"}]},
+                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "function_call", "call_id": "c2", "name": "f", "arguments": "{}"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "c1",
+                    "output": [{"type": "input_text", "text": "y"}],
+                },
+            ],
+        )
+    )
+    error = OpenAIError(400, "bad part", param=core_param, code="invalid_value", headers={"x": "1"})
+    renamed = translated.renamed(error)
+    assert renamed.param == expected
+    assert (renamed.status, renamed.message, renamed.code, renamed.headers) == (
+        400,
+        "bad part",
+        "invalid_value",
+        {"x": "1"},
+    )

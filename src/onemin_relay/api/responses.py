@@ -24,7 +24,7 @@ from onemin_relay.api.common import page_query, read_json, relay
 from onemin_relay.api.event_stream import KEEPALIVE, EventStreamResponse, sse_data
 from onemin_relay.core.engine import CoreStream, complete, open_stream
 from onemin_relay.core.types import KeepAlive, StreamFailure
-from onemin_relay.errors import invalid_request, not_found
+from onemin_relay.errors import OpenAIError, invalid_request, not_found
 from onemin_relay.state.base import StateStore, StateUnavailable
 from onemin_relay.translate.responses import (
     core_request,
@@ -76,7 +76,7 @@ async def create_response(request: Request) -> Response:
     history: list[InputItem] = []
     if wire.previous_response_id is not None:
         history = await _history(context.state, owner, wire.previous_response_id)
-    core = core_request(wire, history)
+    translated = core_request(wire, history)
     saver = _Saver(
         context.state,
         owner,
@@ -87,11 +87,16 @@ async def create_response(request: Request) -> Response:
     if saver.enabled:
         await context.state.ping()  # a response that cannot be kept is refused before it costs credits
     response_id, created_at, echo = new_id("resp"), int(time.time()), request_echo(wire)
+    try:
+        if wire.stream:
+            stream = await open_stream(request, translated.core)
+        else:
+            result = await complete(request, translated.core)
+    except OpenAIError as exc:
+        raise translated.renamed(exc) from None
     if wire.stream:
-        stream = await open_stream(request, core)
         events = ResponseEvents(response_id, created_at, echo)
         return EventStreamResponse(_stream_body(stream, events, saver), stream.aclose)
-    result = await complete(request, core)
     choice = result.choices[0]
     end = outcome(choice.finish_reason)
     body = response_object(

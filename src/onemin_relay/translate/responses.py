@@ -8,6 +8,7 @@ The stream's events are in `responses_stream.py`.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -65,25 +66,48 @@ def new_id(prefix: str) -> str:
 # --- request side ------------------------------------------------------------------------------
 
 
-def core_request(request: CreateResponseRequest, history: Sequence[InputItem] = ()) -> CoreRequest:
+@dataclass(frozen=True)
+class Translated:
+    """The core request, and where each of its messages' content came from in the Responses request."""
+
+    core: CoreRequest
+    content_params: tuple[str, ...]
+
+    def renamed(self, error: OpenAIError) -> OpenAIError:
+        """An error the core raised about a message's content (`input.3.content.1…`, counted in core
+        messages), naming the Responses parameter it came from instead (instructions, earlier turns and
+        calls joined into one turn shift the count)."""
+        found = re.fullmatch(r"(?:messages|input)\.(\d+)\.content(.*)", error.param or "", re.DOTALL)
+        if found is None or int(found.group(1)) >= len(self.content_params):
+            return error
+        # chat's `image_url.url` and `file.file_id` are `image_url` and `file_id` in a Responses part
+        part = re.sub(r"^(\.\d+\.image_url)\.url$", r"\1", found.group(2))
+        part = re.sub(r"^(\.\d+)\.file\.", r"\1.", part)
+        param = self.content_params[int(found.group(1))] + part
+        return OpenAIError(
+            error.status, error.message, type=error.type, param=param, code=error.code, headers=error.headers
+        )
+
+
+def core_request(request: CreateResponseRequest, history: Sequence[InputItem] = ()) -> Translated:
     """The core request for a Responses request whose earlier turns (from `previous_response_id`) are
     `history`. Instructions are the request's own: those of earlier responses are not carried over."""
     tools, web_search = _tools(request)
     choice, choice_search = _tool_choice(request, tools)
-    messages: list[dict[str, Any]] = []
+    turns: list[tuple[dict[str, Any], str]] = []
     if request.instructions:
-        messages.append({"role": "system", "content": request.instructions})
-    messages += transcript(history, param="previous_response_id")
-    messages += transcript(request.items, param="input")
-    if not messages:
+        turns.append(({"role": "system", "content": request.instructions}, "instructions"))
+    turns += transcript(history, param="previous_response_id")
+    turns += transcript(request.items, param="input")
+    if not turns:
         raise invalid_request(
             "Missing required parameter: 'input' (or 'previous_response_id' to continue a response).",
             param="input",
             code="missing_required_parameter",
         )
-    return CoreRequest(
+    core = CoreRequest(
         model=request.model,
-        messages=[Message.model_validate(message) for message in messages],
+        messages=[Message.model_validate(message) for message, _ in turns],
         tools=tools,
         tool_choice=choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
@@ -92,31 +116,35 @@ def core_request(request: CreateResponseRequest, history: Sequence[InputItem] = 
         web_search=web_search or choice_search,
         param_prefix="input",
     )
+    return Translated(core, tuple(where for _, where in turns))
 
 
-def transcript(items: Sequence[InputItem], *, param: str) -> list[dict[str, Any]]:
-    """Chat-wire messages (as dicts) for input items. Calls that follow an assistant message (or each
-    other) join it, as one assistant turn with `tool_calls`; reasoning items are left out."""
-    messages: list[dict[str, Any]] = []
+def transcript(items: Sequence[InputItem], *, param: str) -> list[tuple[dict[str, Any], str]]:
+    """Chat-wire messages (as dicts) for input items, each with the parameter its content came from.
+    Calls that follow an assistant message (or each other) join it, as one assistant turn with
+    `tool_calls`; reasoning items are left out."""
+    turns: list[tuple[dict[str, Any], str]] = []
     open_turn: dict[str, Any] | None = None  # the assistant turn the next function_call joins
     for index, item in enumerate(items):
         where = f"{param}.{index}"
         if isinstance(item, FunctionCallItem):
             if open_turn is None:
                 open_turn = {"role": "assistant", "content": None}
-                messages.append(open_turn)
+                turns.append((open_turn, f"{where}.content"))
             call = {"id": item.call_id, "type": "function", "function": _call(item)}
             open_turn.setdefault("tool_calls", []).append(call)
             continue
         if isinstance(item, MessageItem):
             message = {"role": item.role, "content": _content(item.content, f"{where}.content")}
-            messages.append(message)
+            turns.append((message, f"{where}.content"))
             open_turn = message if item.role == "assistant" else None
             continue
         open_turn = None
         if isinstance(item, FunctionCallOutputItem):
             content = _content(item.output, f"{where}.output")
-            messages.append({"role": "tool", "tool_call_id": item.call_id, "content": content})
+            turns.append(
+                ({"role": "tool", "tool_call_id": item.call_id, "content": content}, f"{where}.output")
+            )
         elif isinstance(item, ItemReference):
             raise invalid_request(
                 "Item references are not supported by the relay; send the item itself, or continue the "
@@ -124,7 +152,7 @@ def transcript(items: Sequence[InputItem], *, param: str) -> list[dict[str, Any]
                 param=f"{where}.id",
                 code="unsupported_item",
             )
-    return messages
+    return turns
 
 
 def _call(item: FunctionCallItem) -> dict[str, str]:

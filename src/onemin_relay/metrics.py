@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import Generic, TypeVar
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -30,6 +31,7 @@ from onemin_relay.state.base import answers_ping
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREFIX = "onemin_relay"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+M = TypeVar("M", Counter, Histogram)
 _CODE = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 _REASON = re.compile(r"^[a-z0-9_]{1,32}$")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -46,6 +48,21 @@ def model_label(record: RequestRecord) -> str:
     return record.model if record.model_known else "other"
 
 
+class _Children(Generic[M]):
+    """A labelled metric whose children are looked up once per label set: prometheus-client's `labels()`
+    validates and takes a lock on every call, which was most of `observe`'s cost."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
+
+
 class RelayMetrics:
     """One app's metrics. `observe` is a request-end listener, `response_started` a response-start one."""
 
@@ -53,8 +70,12 @@ class RelayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
 
-        def counter(name: str, documentation: str, *labels: str) -> Counter:
-            return Counter(f"{_PREFIX}_{name}", documentation, labels, registry=r)
+        def counter(name: str, documentation: str, *labels: str) -> _Children[Counter]:
+            return _Children(Counter(f"{_PREFIX}_{name}", documentation, labels, registry=r))
+
+        def histogram(name: str, documentation: str, buckets: tuple[float, ...]) -> _Children[Histogram]:
+            metric = Histogram(f"{_PREFIX}_{name}", documentation, ["route"], buckets=buckets, registry=r)
+            return _Children(metric)
 
         self.requests = counter(
             "requests",
@@ -64,33 +85,25 @@ class RelayMetrics:
             "model",
             "status",
         )
-        self.duration = Histogram(
-            f"{_PREFIX}_request_duration_seconds",
+        self.duration = histogram(
+            "request_duration_seconds",
             "From a request's arrival to its last byte.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.upstream_wait = Histogram(
-            f"{_PREFIX}_upstream_wait_seconds",
+        self.upstream_wait = histogram(
+            "upstream_wait_seconds",
             "Wall time a request had at least one 1min.ai exchange open (requests that made one).",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.overhead = Histogram(
-            f"{_PREFIX}_relay_overhead_seconds",
+        self.overhead = histogram(
+            "relay_overhead_seconds",
             "A request's duration minus its time waiting on 1min.ai: the relay's own share.",
-            ["route"],
-            buckets=_OVERHEAD_BUCKETS,
-            registry=r,
+            _OVERHEAD_BUCKETS,
         )
-        self.first_chunk = Histogram(
-            f"{_PREFIX}_stream_first_chunk_seconds",
+        self.first_chunk = histogram(
+            "stream_first_chunk_seconds",
             "Streams: from the request's arrival to the first chunk of the answer (keep-alives excluded).",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
         self.streams = Gauge(
             f"{_PREFIX}_streams_in_flight",
@@ -129,28 +142,28 @@ class RelayMetrics:
         route = record.route or "unmatched"
         model = model_label(record)
         method = record.method if record.method in _METHODS else "other"
-        self.requests.labels(route, method, model, str(record.status)).inc()
+        self.requests(route, method, model, str(record.status)).inc()
         duration = record.duration or 0.0
         upstream = record.upstream_wall()
-        self.duration.labels(route).observe(duration)
-        self.overhead.labels(route).observe(max(0.0, duration - upstream))
+        self.duration(route).observe(duration)
+        self.overhead(route).observe(max(0.0, duration - upstream))
         if record.upstream_calls:
-            self.upstream_wait.labels(route).observe(upstream)
+            self.upstream_wait(route).observe(upstream)
         if record.stream:
             self.streams.dec()
             if record.first_byte is not None:
-                self.first_chunk.labels(route).observe(record.first_byte)
+                self.first_chunk(route).observe(record.first_byte)
         for status, code in record.upstream_errors:
-            self.upstream_errors.labels(str(status), code if _CODE.match(code) else "other").inc()
+            self.upstream_errors(str(status), code if _CODE.match(code) else "other").inc()
         if record.credits:
-            self.credits.labels(model).inc(record.credits)
+            self.credits(model).inc(record.credits)
         if record.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(record.prompt_tokens)
+            self.tokens(model, "prompt").inc(record.prompt_tokens)
         if record.completion_tokens:
-            self.tokens.labels(model, "completion").inc(record.completion_tokens)
+            self.tokens(model, "completion").inc(record.completion_tokens)
         if record.rejected_by is not None:
             reason = record.rejected_by if _REASON.match(record.rejected_by) else "other"
-            self.rejections.labels(reason).inc()
+            self.rejections(reason).inc()
 
     def exposition(self, scraped: Collector) -> bytes:
         """The text exposition: this process's registry (or every worker's files in multiprocess mode),

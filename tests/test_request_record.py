@@ -157,3 +157,14 @@ def test_the_access_log_tells_wall_time_on_upstream_from_the_sum_of_parallel_cal
     assert line["duration_ms"] >= line["upstream_wait_ms"]
     assert line["upstream_sum_ms"] > line["upstream_wait_ms"]
     assert "upstream_ms" not in line  # the old, ambiguous name
+
+
+def test_a_restarted_app_hands_each_record_to_each_listener_once(
+    simulator_server: BackgroundServer, tmp_path: Path
+) -> None:
+    app = create_app(relay_settings(simulator_server.url, tmp_path))
+    counts = []
+    for _ in range(2):
+        with BackgroundServer(app):
+            counts.append(len(app.state.relay.request_listeners))
+    assert counts[0] == counts[1]  # the first run's ledger (closed by then) is not called any more

@@ -163,6 +163,7 @@ def create_app(
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention
+            request_listeners.remove(ledger.on_request_end)  # a restarted app must not record twice
             await ledger.aclose()  # after the server stopped taking requests: writes every record
             await accounts.aclose()
             await state.aclose()

@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from tests.harness import KEY_A, SimulatorHandle
-from tests.openapi_schema import assert_matches_schema
+from tests.openapi_schema import assert_matches_anthropic_schema, assert_matches_schema
 
 AUTH = {"Authorization": f"Bearer {KEY_A}"}
 
@@ -40,6 +40,15 @@ def test_an_endpoint_1min_ai_cannot_serve_says_so(
     assert path in error["message"]
     assert_matches_schema("ErrorResponse", response.json())
     assert not sim.requests()
+
+
+def test_anthropic_s_message_batches_are_refused_in_anthropic_s_shape(relay_url: str) -> None:
+    response = httpx.post(f"{relay_url}/v1/messages/batches", json={"requests": []}, headers=AUTH)
+    assert response.status_code == 404
+    body = response.json()
+    assert (body["type"], body["error"]["type"]) == ("error", "not_found_error")
+    assert "1min.ai has no batch processing" in body["error"]["message"]
+    assert_matches_anthropic_schema("ErrorResponse", body)
 
 
 def test_the_sdk_gets_a_not_found_it_does_not_retry(client: openai.OpenAI, sim: SimulatorHandle) -> None:

@@ -1,7 +1,8 @@
 """OpenAI endpoints 1min.ai has no feature for: a clear 404 saying so, instead of an unknown URL.
 
-A 404 (not a 5xx) so that SDKs do not retry what can never work. Each path also answers below it
-(`/v1/batches/{id}/cancel`), for every method. Realtime's WebSocket is closed with the same reason.
+A 404 (not a 5xx) so that SDKs do not retry what can never work; under `/v1/messages` it takes
+Anthropic's shape. Each path also answers below it (`/v1/batches/{id}/cancel`), for every method.
+Realtime's WebSocket is closed with the same reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ UNSUPPORTED: dict[str, str] = {
     "/v1/embeddings": "embeddings",
     "/v1/moderations": "moderation",
     "/v1/batches": "batch processing",
+    "/v1/messages/batches": "batch processing",  # Anthropic's Message Batches (errors in its shape)
     "/v1/realtime": "realtime (WebSocket/WebRTC) sessions",
     "/v1/assistants": "assistants",
     "/v1/threads": "assistant threads and runs",

@@ -32,6 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- relay_overhead:start -->", "<!-- relay_overhead:end -->"
+KEYS_START, KEYS_END = "<!-- auth_modes:start -->", "<!-- auth_modes:end -->"
+ADMIN_TOKEN = "bench-admin-token"  # noqa: S105 (a throw-away relay on loopback)
 KEY = "bench-key"
 MODEL = "gpt-4o-mini"
 PROMPT = "Explain in one paragraph why the sky is blue. — « ciel » 空"
@@ -175,11 +177,54 @@ def report(rows: list[tuple[str, list[float], list[float]]], command: str) -> st
     return "\n".join(lines)
 
 
-def write_report(section: str) -> None:
+async def compare_auth_modes(
+    passthrough: Target, keys: Target, calls: int
+) -> tuple[list[float], list[float]]:
+    """The same non-streaming chat through a passthrough relay and a keys-mode relay (a relay key with a
+    model allow-list, a rate limit and budgets: every check runs), one call each in turn, so both see
+    the same machine load."""
+    plain: list[float] = []
+    keyed: list[float] = []
+    async with httpx.AsyncClient(timeout=60) as client:
+        await run(50, 4, lambda: one_call(client, passthrough))
+        await run(50, 4, lambda: one_call(client, keys))
+        for _ in range(calls):
+            plain.append(await one_call(client, passthrough))
+            keyed.append(await one_call(client, keys))
+    return plain, keyed
+
+
+def auth_report(plain: list[float], keyed: list[float], command: str) -> str:
+    p50, k50 = percentile(plain, 50), percentile(keyed, 50)
+    p99, k99 = percentile(plain, 99), percentile(keyed, 99)
+    return "\n".join(
+        [
+            KEYS_START,
+            "## Relay keys: what `AUTH_MODE=keys` adds",
+            "",
+            f"Command: `{command}` — run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            "",
+            "Two relays in front of one simulator, one in passthrough mode, one in keys mode called with a",
+            "relay key that has a model allow-list, a rate limit and daily and monthly budgets (so the key",
+            "look-up, the budget read and the limit all run); non-streaming chat, concurrency 1, the two",
+            f"relays called in turn ({len(plain)} calls each). Milliseconds.",
+            "",
+            "| mode | p50 | p99 |",
+            "|---|---:|---:|",
+            f"| passthrough | {p50:.2f} | {p99:.2f} |",
+            f"| keys | {k50:.2f} | {k99:.2f} |",
+            f"| added by keys | {k50 - p50:+.2f} | {k99 - p99:+.2f} |",
+            "",
+            KEYS_END,
+        ]
+    )
+
+
+def write_report(section: str, start: str = START, end: str = END) -> None:
     existing = REPORT.read_text(encoding="utf-8") if REPORT.exists() else "# Benchmarks\n"
-    if START in existing and END in existing:
-        before, _, rest = existing.partition(START)
-        _, _, after = rest.partition(END)
+    if start in existing and end in existing:
+        before, _, rest = existing.partition(start)
+        _, _, after = rest.partition(end)
         text = before + section + after
     else:
         text = existing.rstrip("\n") + "\n\n" + section + "\n"
@@ -192,6 +237,7 @@ def main() -> None:
         "--calls", type=int, default=300, help="non-streaming calls at concurrency 1 (x4 at 32)"
     )
     parser.add_argument("--streams", type=int, default=200, help="streams for the time to first chunk")
+    parser.add_argument("--auth-only", action="store_true", help="only passthrough vs keys mode")
     args = parser.parse_args()
     sim_port, relay_port = free_port(), free_port()
     sim_url, relay_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{relay_port}"
@@ -212,11 +258,44 @@ def main() -> None:
                     {"Authorization": f"Bearer {KEY}"},
                     RELAY_BODY,
                 )
-                rows = asyncio.run(measure(direct, relay, args.calls, args.streams))
+                rows = [] if args.auth_only else asyncio.run(measure(direct, relay, args.calls, args.streams))
+                keys_env = {
+                    **relay_env,
+                    "AUTH_MODE": "keys",
+                    "ONEMIN_API_KEYS": KEY,
+                    "ADMIN_TOKEN": ADMIN_TOKEN,
+                    "DATA_DIR": f"{data_dir}/keys",
+                }
+                keys_port = free_port()
+                keys_url = f"http://127.0.0.1:{keys_port}"
+                with process(["serve", "--port", str(keys_port)], keys_env, f"{keys_url}/health"):
+                    created = httpx.post(
+                        f"{keys_url}/admin/keys",
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                        json={
+                            "name": "bench",
+                            "models": ["gpt-4o*"],
+                            "rate_limit": "100000/minute",
+                            "daily_budget": 10**12,
+                            "monthly_budget": 10**12,
+                        },
+                    )
+                    created.raise_for_status()
+                    keyed = Target(
+                        "keys",
+                        f"{keys_url}/v1/chat/completions",
+                        {"Authorization": f"Bearer {created.json()['key']}"},
+                        RELAY_BODY,
+                    )
+                    plain, with_keys = asyncio.run(compare_auth_modes(relay, keyed, args.calls))
     command = " ".join([".venv/bin/python", "bench/relay_overhead.py", *sys.argv[1:]])
-    section = report(rows, command)
-    write_report(section)
-    print(section)
+    if rows:
+        section = report(rows, command)
+        write_report(section)
+        print(section)
+    keys_section = auth_report(plain, with_keys, command)
+    write_report(keys_section, KEYS_START, KEYS_END)
+    print(keys_section)
 
 
 if __name__ == "__main__":

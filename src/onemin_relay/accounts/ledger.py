@@ -2,8 +2,8 @@
 background task, so a request never waits on the store. A clean shutdown writes what is queued.
 
 Budgets read spend from the store's running totals plus what this process has queued but not yet
-written, so a key's own next request sees its last one at once; another relay sees it after its
-next flush (at most `FLUSH_INTERVAL` later).
+written, so a relay sees its own calls at once; another relay's within `FLUSH_INTERVAL` +
+`TOTALS_TTL` (1.5 s).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from onemin_relay.state.base import StateUnavailable
 log = logging.getLogger("onemin_relay.ledger")
 
 FLUSH_INTERVAL = 0.5  # seconds between two writes of the queue
+TOTALS_TTL = 1.0  # seconds a key's spend totals read from the store are reused
+_MAX_CACHED_KEYS = 10_000
 _BATCH = 1000  # records per write
 # While the store is down the queue is held; past this many records the oldest are given up (logged).
 _MAX_QUEUED = 200_000
@@ -36,6 +38,9 @@ class UsageLedger:
         self._pending: dict[tuple[str, str], float] = {}  # (key, period) → credits queued, not written
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()  # the writer and an admin read may flush at once
+        # key → (read at, periods, the store's totals for them): spend without a round trip per call
+        self._totals: dict[str, tuple[float, tuple[str, str], list[float]]] = {}
+        self._generation = 0  # flushes so far
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -77,9 +82,21 @@ class UsageLedger:
             self._wake.set()
 
     async def spent(self, key: str, now: float | None = None) -> tuple[float, float]:
-        """Credits `key` spent in the current UTC day and month (written and still queued)."""
+        """Credits `key` spent in the current UTC day and month (written and still queued).
+
+        The store's totals are read at most once per `TOTALS_TTL` per key (what this relay writes is
+        added to the copy as it goes), so a budget check usually costs no store round trip."""
         periods = periods_of(time.time() if now is None else now)
-        stored = await self.store.spent(key, periods)
+        cached = self._totals.get(key)
+        if cached is not None and cached[1] == periods and time.monotonic() - cached[0] < TOTALS_TTL:
+            stored = cached[2]
+        else:
+            generation = self._generation
+            stored = await self.store.spent(key, periods)
+            if generation == self._generation:  # no flush landed meanwhile: the copy is consistent
+                if len(self._totals) >= _MAX_CACHED_KEYS:
+                    self._totals.clear()
+                self._totals[key] = (time.monotonic(), periods, list(stored))
         day, month = (
             total + self._pending.get((key, period), 0.0)
             for total, period in zip(stored, periods, strict=True)
@@ -92,8 +109,11 @@ class UsageLedger:
             while self._queue:
                 batch = [self._queue[index] for index in range(min(_BATCH, len(self._queue)))]
                 await self.store.add_usage(batch)
+                self._generation += 1
                 for _ in batch:
-                    self._forget_pending(self._queue.popleft())
+                    record = self._queue.popleft()
+                    self._forget_pending(record)
+                    self._add_to_totals(record)
 
     async def aclose(self) -> None:
         """Stop the writer and write what is left (a clean shutdown loses no record)."""
@@ -106,6 +126,14 @@ class UsageLedger:
             await self.flush()
         except StateUnavailable as exc:
             log.error("usage ledger: %d records could not be written at shutdown: %s", len(self._queue), exc)
+
+    def _add_to_totals(self, record: UsageRecord) -> None:
+        cached = self._totals.get(record.key)
+        if cached is None:
+            return
+        for index, period in enumerate(cached[1]):
+            if period in periods_of(record.ts):
+                cached[2][index] += record.credits
 
     def _forget_pending(self, record: UsageRecord) -> None:
         for period in periods_of(record.ts):

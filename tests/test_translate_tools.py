@@ -59,6 +59,7 @@ CALLS = [
     ('<TOOL_CALL> {"name": "a", "arguments": {}} </Tool_Call>', "", [("a", {})]),
     ('<tool_call>{"name": "a", "arguments": "{\\"x\\": 1}"}', "", [("a", {"x": 1})]),  # unclosed at the end
     ('<tool_call>\n```json\n{"name": "a"}\n```\n</tool_call>', "", [("a", {})]),
+    ('<tool_call>{"name": "a"}\n{"name": "b", "arguments": {}}</tool_call>', "", [("a", {}), ("b", {})]),
     ('```json\n{"name": "a", "arguments": {"x": [1, {"y": "}"}]}}\n```', "", [("a", {"x": [1, {"y": "}"}]})]),
     (
         '```\n[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {}}]\n```',

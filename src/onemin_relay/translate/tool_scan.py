@@ -28,6 +28,7 @@ _CALL_FENCES = {"", "json", "json5", "jsonc", "tool_call", "tool_calls", "xml", 
 _START = re.compile(r"[<`{\[]")
 _CLOSE_TAG = re.compile(re.escape(CALL_CLOSE), re.IGNORECASE)
 _SPACE = re.compile(r"\s*")
+_SEPARATORS = re.compile(r"[\s,]*")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 # A bare JSON value that does not parse but clearly tried to be a call (it is reported, not shown as prose).
 _ATTEMPT = re.compile(r'\s*[\[{]\s*\{?\s*"(?:name|function|tool_calls|tool_call)"\s*:')
@@ -260,10 +261,29 @@ def _calls_in_tag(source: str, body: str) -> list[FoundCall]:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return [FoundCall(source, problem=f"the call is not valid JSON ({exc})")]
+        # several calls in one pair of tags, one after the other: a list of them
+        value = _json_sequence(text)
+        if value is None:
+            return [FoundCall(source, problem=f"the call is not valid JSON ({exc})")]
     return calls_in_value(source, value, bare=False) or [
         FoundCall(source, problem='the call must be a JSON object {"name": …, "arguments": {…}}')
     ]
+
+
+def _json_sequence(text: str) -> list[Any] | None:
+    """JSON values written one after the other (separated by whitespace or commas), or None."""
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    position = 0
+    while True:
+        position = _SEPARATORS.match(text, position).end()  # type: ignore[union-attr]  # always matches
+        if position == len(text):
+            return values if len(values) > 1 else None
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            return None
+        values.append(value)
 
 
 def calls_in_value(source: str, value: Any, *, bare: bool) -> list[FoundCall]:

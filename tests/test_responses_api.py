@@ -325,6 +325,20 @@ def test_previous_response_id_continues_the_conversation(client: openai.OpenAI, 
     assert third.output_text == expected_answer(prompt)
 
 
+def test_a_conversation_larger_than_a_request_may_be_is_refused(
+    start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
+) -> None:
+    relay = start_relay(max_request_bytes=6000)
+    with openai.OpenAI(base_url=f"{relay.url}/v1", api_key=KEY_A, max_retries=0) as sdk:
+        first = sdk.responses.create(model=MODEL, input="a" * 2500)
+        second = sdk.responses.create(model=MODEL, input="b" * 2500, previous_response_id=first.id)
+        calls = len([r for r in sim.requests() if r["path"] == "/api/chat-with-ai"])
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.responses.create(model=MODEL, input="c", previous_response_id=second.id)
+    assert (caught.value.param, caught.value.code) == ("previous_response_id", "conversation_too_large")
+    assert len([r for r in sim.requests() if r["path"] == "/api/chat-with-ai"]) == calls  # nothing sent
+
+
 def test_stored_responses_belong_to_their_key(client: openai.OpenAI, relay_url: str) -> None:
     response = client.responses.create(model=MODEL, input="private")
     with openai.OpenAI(base_url=f"{relay_url}/v1", api_key=KEY_B, max_retries=0) as other:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -45,6 +46,12 @@ RECORD_KIND = "response"
 # How far back `previous_response_id` follows a conversation (each hop is one state read).
 MAX_CHAIN = 1000
 _MAX_LIST_LIMIT = 100
+# Stored records longer than this are parsed on a worker thread, so the event loop never stalls on them.
+_THREAD_JSON_CHARS = 1 << 20
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,8 @@ class _Saver:
     async def save(self, response: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
-        value = json.dumps({"response": response, "input": self.input_items}, separators=(",", ":"))
+        record = {"response": response, "input": self.input_items}
+        value = await anyio.to_thread.run_sync(_compact_json, record)
         try:
             await self.state.put_record(
                 RECORD_KIND, self.owner, response["id"], value, response["created_at"] + self.retention
@@ -75,7 +83,8 @@ async def create_response(request: Request) -> Response:
     wire = parse_response_request(await read_json(request))
     history: list[InputItem] = []
     if wire.previous_response_id is not None:
-        history = await _history(context.state, owner, wire.previous_response_id)
+        limit = context.settings.max_request_bytes
+        history = await _history(context.state, owner, wire.previous_response_id, limit)
     translated = core_request(wire, history)
     saver = _Saver(
         context.state,
@@ -130,14 +139,24 @@ async def _stream_body(stream: CoreStream, events: ResponseEvents, saver: _Saver
         await saver.save(events.final)
 
 
-async def _stored(state: StateStore, owner: str, response_id: str) -> dict[str, Any] | None:
+async def _stored_text(state: StateStore, owner: str, response_id: str) -> str | None:
     if not response_id or len(response_id) > MAX_ID_LENGTH:
         return None
-    value = await state.get_record(RECORD_KIND, owner, response_id)
-    if value is None:
-        return None
-    stored: dict[str, Any] = json.loads(value)
-    return stored
+    return await state.get_record(RECORD_KIND, owner, response_id)
+
+
+async def _parsed(text: str) -> dict[str, Any]:
+    """A stored record, parsed off the event loop when it is large (inline images make it so)."""
+    if len(text) > _THREAD_JSON_CHARS:
+        parsed: dict[str, Any] = await anyio.to_thread.run_sync(json.loads, text)
+        return parsed
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+async def _stored(state: StateStore, owner: str, response_id: str) -> dict[str, Any] | None:
+    text = await _stored_text(state, owner, response_id)
+    return None if text is None else await _parsed(text)
 
 
 async def _find(request: Request) -> tuple[str, dict[str, Any]]:
@@ -150,15 +169,26 @@ async def _find(request: Request) -> tuple[str, dict[str, Any]]:
     return owner, stored
 
 
-async def _history(state: StateStore, owner: str, response_id: str) -> list[InputItem]:
+async def _history(state: StateStore, owner: str, response_id: str, max_chars: int) -> list[InputItem]:
     """The conversation up to and including `response_id`: each earlier response's input items and
-    output, oldest first. A chain whose oldest responses have expired continues from what is left."""
+    output, oldest first. A chain whose oldest responses have expired continues from what is left; one
+    larger in all than a request body may be (MAX_REQUEST_BYTES) is refused."""
     chain: list[dict[str, Any]] = []
     next_id: str | None = response_id
+    size = 0
     while next_id and len(chain) < MAX_CHAIN:
-        stored = await _stored(state, owner, next_id)
-        if stored is None:
+        text = await _stored_text(state, owner, next_id)
+        if text is None:
             break
+        size += len(text)
+        if size > max_chars:
+            raise invalid_request(
+                f"The conversation of '{response_id}' is larger than the {max_chars} bytes a request may "
+                "carry; start a new conversation, or send the turns that matter as 'input'.",
+                param="previous_response_id",
+                code="conversation_too_large",
+            )
+        stored = await _parsed(text)
         chain.append(stored)
         next_id = stored["response"].get("previous_response_id")
     if not chain:

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from onemin_relay.simulator.answers import expected_answer
+from onemin_relay.simulator.media import png
 from tests.harness import KEY_A, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
 
@@ -109,3 +110,27 @@ def test_a_key_the_relay_refuses_says_the_relay_refused_it(
     assert "1min.ai rejected" not in error["message"]
     assert key not in error["message"]
     assert not sim.requests()
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/images/variations", "n", "1_0"),
+        ("/v1/images/variations", "n", "٣"),
+        ("/v1/audio/transcriptions", "temperature", "1_0"),
+        ("/v1/audio/transcriptions", "temperature", "infinity"),
+    ],
+)
+def test_form_numbers_are_numbers_as_json_writes_them(
+    relay_url: str, sim: SimulatorHandle, path: str, field: str, value: str
+) -> None:
+    upload = (
+        ("a.png", png("strict", 4, 4), "image/png") if "images" in path else ("a.wav", b"RIFF", "audio/wav")
+    )
+    form = {field: value, "model": "whisper-1"} if "audio" in path else {field: value}
+    response = httpx.post(
+        f"{relay_url}{path}", files={"image" if "images" in path else "file": upload}, data=form, headers=AUTH
+    )
+    assert response.status_code == 400
+    assert (response.json()["error"]["param"], response.json()["error"]["code"]) == (field, "invalid_type")
+    assert not [r for r in sim.requests() if r["path"] != "/models"]

@@ -27,6 +27,9 @@ from onemin_relay.upstream.client import Asset, OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
 
 # Room for the text fields and multipart framing around the files themselves.
+# A form field's number as JSON writes one: Python's own parsing would also take `1_000`, `٣` or `inf`.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _FORM_OVERHEAD = 256 * 1024
 _MAX_FIELD_BYTES = 192 * 1024  # a 32,000-character prompt in UTF-8, with room to spare
 _MAX_FIELDS = 64
@@ -85,23 +88,19 @@ class UploadForm:
         value = self.text(name)
         if value is None:
             return None
-        try:
-            return int(value.strip())
-        except ValueError:
+        if not _INTEGER.fullmatch(value.strip()) or len(value) > 100:
             raise invalid_request(
                 f"Invalid type for '{name}': expected an integer, got {value[:40]!r}.",
                 param=name,
                 code="invalid_type",
-            ) from None
+            )
+        return int(value.strip())
 
     def number(self, name: str) -> float | None:
         value = self.text(name)
         if value is None:
             return None
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = math.nan
+        number = float(value.strip()) if _NUMBER.fullmatch(value.strip()) else math.nan
         if not math.isfinite(number):
             raise invalid_request(
                 f"Invalid type for '{name}': expected a number, got {value[:40]!r}.",

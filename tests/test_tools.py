@@ -122,10 +122,14 @@ def test_auto_gives_the_text_when_the_repair_fails_too(
 
 def test_required_fails_loudly_when_no_call_comes(client: openai.OpenAI, sim: SimulatorHandle) -> None:
     sim.queue_answers("I think it is sunny.", "Still no call.")
+    retrying = client.with_options(max_retries=2)  # the SDK's default
     with pytest.raises(openai.APIStatusError) as raised:
-        client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS, tool_choice="required")
+        retrying.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS, tool_choice="required")
     assert raised.value.status_code == 502
     assert raised.value.code == "invalid_tool_call"
+    # The SDK did not retry on its own (a retry is billed again): one call and its one repair.
+    assert raised.value.response.headers["x-should-retry"] == "false"
+    assert len(prompts(sim)) == 2
 
 
 def test_a_named_function_is_the_only_one_offered(client: openai.OpenAI, sim: SimulatorHandle) -> None:

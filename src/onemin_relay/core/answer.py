@@ -310,9 +310,12 @@ def _fallback_text(text: str, calls: tuple[tuple[FoundCall, str | None], ...]) -
 
 
 def _failure(code: str, what: str, problem: str) -> OpenAIError:
+    # `x-should-retry: false`: the SDKs would otherwise retry a 502 twice, each retry billed again
+    # with its own repairs; whether to ask once more is the client's call, not its SDK's.
     return OpenAIError(
         502,
         f"The model's answer did not give {what}, even after asking it again "
         f"(TOOL_REPAIR_ATTEMPTS). Last problem: {problem}",
         code=code,
+        headers={"x-should-retry": "false"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import openai
 import pytest
 
 from onemin_relay.cli import main
+from onemin_relay.config import ConfigError, load_settings
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.simulator.gateway import key_hash
 from tests.admin import ADMIN_TOKEN, admin, chat, create_key, sdk
@@ -228,3 +230,58 @@ def test_a_billed_call_that_may_have_run_never_moves_to_another_key(
 
     assert chat(relay, secret).status_code in (502, 503)
     assert [call["key_hash"] for call in upstream_calls(sim)] == [key_hash(KEY_B)]
+
+
+def test_upstream_keys_come_from_the_list_and_the_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_file = tmp_path / "onemin-keys"
+    secrets_file.write_text(f"# the team's keys\n{KEY_B}\n\n{KEY_A}\n", encoding="utf-8")
+    monkeypatch.setenv("AUTH_MODE", "keys")
+    monkeypatch.setenv("ONEMIN_API_KEYS", KEY_A)
+    monkeypatch.setenv("ONEMIN_API_KEYS_FILE", str(secrets_file))
+
+    assert load_settings(_env_file=None).onemin_api_keys == [KEY_A, KEY_B]  # in order, once each
+
+    monkeypatch.delenv("ONEMIN_API_KEYS")
+    monkeypatch.delenv("ONEMIN_API_KEYS_FILE")
+    with pytest.raises(ConfigError, match="ONEMIN_API_KEYS") as refused:
+        load_settings(_env_file=None)
+    assert KEY_A not in str(refused.value)
+    monkeypatch.setenv("ONEMIN_API_KEYS", "good-key,bad key")
+    with pytest.raises(ConfigError, match="upstream key number 2") as refused:
+        load_settings(_env_file=None)
+    assert "bad key" not in str(refused.value)
+
+
+def test_the_cli_shows_a_key_and_exports_usage(
+    start_relay: StartRelay,
+    sim: SimulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data_dir = tmp_path / "cli-data"
+    relay = keys_relay(start_relay, data_dir=data_dir)
+    created = create_key(relay, "erin", daily_budget=10**9)
+    assert chat(relay, created["key"]).status_code == 200
+    with admin(relay) as http:  # the relay writes its ledger off the request path: wait for the record
+        deadline = time.monotonic() + 30
+        while not http.get("/admin/usage", params={"key": created["id"]}).json()["data"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    for name, value in (("DATA_DIR", str(data_dir)), ("AUTH_MODE", "keys"), ("ONEMIN_API_KEYS", KEY_A)):
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+
+    main(["keys", "show", created["id"]])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "erin"
+    assert shown["spent_today"] > 0
+    assert "key" not in shown
+    assert "secret_hash" not in shown
+
+    main(["keys", "usage", "--group-by", "model", "--csv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("group,requests,errors")
+    assert lines[1].startswith("gpt-4o-mini,1,0,")

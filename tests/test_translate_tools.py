@@ -26,6 +26,7 @@ from onemin_relay.translate.chat_wire import Message
 from onemin_relay.translate.tokens import count_tokens
 from onemin_relay.translate.tool_scan import CallScanner
 from onemin_relay.translate.tools import tool_line, tools_section
+from tests.open_webui import tool_specs
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -168,8 +169,8 @@ def test_tool_lines_are_compact_and_deterministic() -> None:
         },
     )
     assert tool_line(nested) == (
-        '- search(filters?: {"type":"object","properties":{"year":{"type":"integer"}}}, tags?: string[], '
-        'limit?: {"type":"integer","minimum":1} (How many.)): Search.'
+        '- search(filters?: {year?: integer}, tags?: string[], limit?: {"type":"integer","minimum":1} '
+        "(How many.)): Search."
     )
     refs = ToolSpec("r", "", {"$defs": {"x": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/x"}}})
     assert tool_line(refs).startswith('- r(arguments: {"$defs"')
@@ -182,6 +183,46 @@ def test_a_huge_description_is_cut_to_what_is_shown() -> None:
     assert line.endswith("…")
     assert len(line.removeprefix("- big(): ")) == 300
     assert tool_line(tool, 1) == "- big(): First sentence."
+
+
+def test_nullable_and_object_parameters_are_written_tersely() -> None:
+    # The shapes pydantic gives Optional[int], list[dict] and list[SomeModel] (Open WebUI's tools).
+    tool = ToolSpec(
+        "t",
+        "",
+        {
+            "type": "object",
+            "properties": {
+                "count": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+                "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "ops": {
+                    "anyOf": [{"type": "array", "items": {"type": "object", "additionalProperties": True}}]
+                },
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"id": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "text": {}},
+                        "required": ["text"],
+                    },
+                },
+            },
+            "required": ["items"],
+        },
+    )
+    assert tool_line(tool) == (
+        "- t(count?: integer, either?: integer | string, ops?: object[], items: {id?: string, text: any}[])"
+    )
+    required_nullable = ToolSpec(
+        "n",
+        "",
+        {
+            "type": "object",
+            "properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+            "required": ["x"],
+        },
+    )
+    assert tool_line(required_nullable) == "- n(x: integer | null)"  # null must be sent explicitly: said
 
 
 def test_the_section_names_the_format_and_the_choice() -> None:
@@ -332,3 +373,18 @@ def test_json_format_with_tools_gives_a_call_or_the_json() -> None:
     assert events[-1] == ChoiceDone(0, "tool_calls")
     events, _ = run(core, ['{"answer": 42}'])
     assert text_of(events) == '{"answer": 42}'
+
+
+def test_open_webuis_28_builtin_tools_cost_a_plain_hi_about_600_tokens() -> None:
+    # The list Open WebUI 0.12 sends with every message (tests/fixtures/open_webui): 20,434 characters of
+    # JSON, about 5,300 tokens had it been sent as it is. The default bound keeps names and types.
+    tools = tool_specs()
+    core = CoreRequest(model="m", messages=HI, tools=tuple(tools))
+    prompt = upstream_prompt(core, HI, {}, SETTINGS)
+    assert len(prompt) <= SETTINGS.tools_prompt_max_chars + len("System: \n\nUser: Hi")
+    assert count_tokens(prompt) < 700
+    assert "- search_web(query: string, count?: integer)\n" in prompt
+    assert "create_tasks(tasks: {id?: string, content: string, status?: " in prompt
+    roomier = upstream_prompt(core, HI, {}, Settings(tools_prompt_max_chars=4500))
+    assert "- search_web(query: string, count?: integer): Search the public web for information.\n" in roomier
+    assert count_tokens(roomier) < 1000

@@ -82,15 +82,14 @@ def _parameters(schema: Mapping[str, Any] | None, level: int) -> str:
     if not simple_object:
         return "arguments: " + _compact(schema)  # nothing simpler says it right: the schema itself
     assert isinstance(properties, Mapping)
-    required = schema.get("required")
-    required = set(required) if isinstance(required, list) else set()
+    required = _required(schema)
     parts = []
     for name, sub in properties.items():
         optional = "" if name in required else "?"
         if level >= len(_DESCRIPTION_CHARS) - 1:
             parts.append(f"{name}{optional}")
             continue
-        part = f"{name}{optional}: {_type_of(sub)}"
+        part = _field(name, sub, name in required)
         note = sub.get("description") if isinstance(sub, Mapping) else None
         if isinstance(note, str) and _PARAMETER_NOTE_CHARS[level]:
             note = _shorten(note, _PARAMETER_NOTE_CHARS[level], first_sentence=False)
@@ -99,15 +98,36 @@ def _parameters(schema: Mapping[str, Any] | None, level: int) -> str:
     return ", ".join(parts)
 
 
+def _required(schema: Mapping[str, Any]) -> set[str]:
+    names = schema.get("required")
+    return {name for name in names if isinstance(name, str)} if isinstance(names, list) else set()
+
+
+def _field(name: str, schema: Any, required: bool) -> str:
+    """`name: type`, or `name?: type` for an optional one (its `null` alternative left unsaid)."""
+    if required:
+        return f"{name}: {_type_of(schema)}"
+    return f"{name}?: {_type_of(_without_null(schema))}"
+
+
 def _type_of(schema: Any) -> str:
     """A terse type: `string`, `integer[]`, `"c" | "f"`; the sub-schema itself when it is more than that."""
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, Mapping) or set(schema) <= {"description", "title", "default"}:
         return "any"
     enum = schema.get("enum")
     if isinstance(enum, list) and 0 < len(enum) <= _ENUM_VALUES_SHOWN:
         return " | ".join(json.dumps(value, ensure_ascii=False) for value in enum)
     if "const" in schema:
         return json.dumps(schema["const"], ensure_ascii=False)
+    options = schema.get("anyOf", schema.get("oneOf"))
+    if (
+        isinstance(options, list)
+        and options
+        and set(schema) <= {"anyOf", "oneOf", "description", "title", "default"}
+    ):
+        alternatives = [_type_of(option) for option in options]
+        if all(" " not in kind and not kind.startswith("{") for kind in alternatives):
+            return " | ".join(alternatives)  # `integer | null`, the shape pydantic gives Optional[int]
     kind = schema.get("type")
     plain = {key for key in schema if key not in ("type", "description", "title", "default", "items")}
     if isinstance(kind, str) and kind not in ("object", "array") and not plain:
@@ -117,10 +137,32 @@ def _type_of(schema: Any) -> str:
     if kind == "array" and not plain:
         items = schema.get("items")
         inner = _type_of(items) if items is not None else "any"
-        return f"{inner}[]" if " " not in inner and not inner.startswith("{") else f"array of {inner}"
+        one_word = " " not in inner or (inner.startswith("{") and not inner.startswith('{"'))
+        return f"{inner}[]" if one_word else f"array of {inner}"
+    if kind == "object" and schema.get("additionalProperties") is True:
+        plain -= {"additionalProperties"}
     if kind == "object" and not plain and "items" not in schema:
         return "object"
+    properties = schema.get("properties")
+    if kind == "object" and isinstance(properties, Mapping) and plain <= {"properties", "required"}:
+        required = _required(schema)
+        fields = (_field(name, sub, name in required) for name, sub in properties.items())
+        return "{" + ", ".join(fields) + "}"  # `{content: string, status?: "a" | "b"}`
     return _compact(_without_notes(schema))
+
+
+def _without_null(schema: Any) -> Any:
+    """An optional parameter's schema without its `null` alternative: leaving it out already says none."""
+    if not isinstance(schema, Mapping):
+        return schema
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and {"type": "null"} in options and len(options) > 1:
+            rest = [option for option in options if option != {"type": "null"}]
+            if len(rest) == 1 and isinstance(rest[0], Mapping):
+                return {k: v for k, v in schema.items() if k != key} | dict(rest[0])
+            return {**schema, key: rest}
+    return schema
 
 
 def _without_notes(schema: Mapping[str, Any]) -> dict[str, Any]:

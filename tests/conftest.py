@@ -39,6 +39,10 @@ for _name in list(os.environ):
             "PERMIT_MODELS",
             "MODELS_LIST",
             "ANTHROPIC_",
+            "PUBLIC_MODELS",
+            "IMAGE_SIZE_ADJUST",
+            "TOOLS_PROMPT",
+            "AUTH_MODE",
         )
     ):
         del os.environ[_name]

@@ -61,8 +61,12 @@ def test_unknown_or_disabled_models_are_404_model_not_found(client: openai.OpenA
     assert model_id in caught.value.message
 
 
-def test_models_need_a_key(relay_url: str) -> None:
-    response = httpx.get(f"{relay_url}/v1/models")
+def test_a_model_reads_without_a_key_unless_public_models_is_off(
+    relay_url: str, start_relay: Callable[..., BackgroundServer]
+) -> None:
+    assert httpx.get(f"{relay_url}/v1/models/gpt-4o-mini").json()["id"] == "gpt-4o-mini"
+    private = start_relay(public_models=False)
+    response = httpx.get(f"{private.url}/v1/models/gpt-4o-mini")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
 

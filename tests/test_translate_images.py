@@ -18,6 +18,7 @@ from onemin_relay.translate.images import (
     generation_plan,
     images_response,
     midjourney_aspect,
+    nearest_size,
     variation_plan,
     with_inputs,
 )
@@ -351,3 +352,36 @@ def test_result_keys_are_tolerant_of_shapes_upstream_has_used() -> None:
     assert result_keys({"aiRecordDetail": {"resultObject": "images/a.png"}}) == ["images/a.png"]
     with pytest.raises(UpstreamError):
         result_keys({"aiRecordDetail": {"resultObject": []}})
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "nearest"),
+    [
+        ("dall-e-3", "512x512", "1024x1024"),
+        ("dall-e-3", "1920x1080", "1792x1024"),
+        ("dall-e-3", "600x1000", "1024x1792"),
+        ("dall-e-2", "2048x2048", "1024x1024"),
+        ("gpt-image-1", "1200x800", "1536x1024"),
+        ("stable-diffusion-xl-1024-v1-0", "512x512", "1024x1024"),
+        ("stable-diffusion-xl-1024-v1-0", "1920x1080", "1344x768"),
+        ("e71a1c2f-4f80-4800-934f-2c68979d8cc8", "2000x2000", "1024x1024"),  # Leonardo: shape, then area
+        ("e71a1c2f-4f80-4800-934f-2c68979d8cc8", "300x300", "512x512"),
+    ],
+)
+def test_nearest_size_keeps_the_shape_first_then_the_area(model: str, size: str, nearest: str) -> None:
+    assert nearest_size(model, size) == nearest
+
+
+@pytest.mark.parametrize(
+    ("model", "size"),
+    [
+        ("dall-e-3", "1024x1024"),  # taken as it is
+        ("dall-e-3", None),
+        ("dall-e-3", "auto"),
+        ("dall-e-3", "big"),  # not a size: the usual 400 says so
+        ("gpt-image-2", "512x512"),  # takes any size within bounds
+        ("black-forest-labs/flux-schnell", "512x512"),  # mapped to an aspect ratio already
+    ],
+)
+def test_nothing_to_adjust(model: str, size: str | None) -> None:
+    assert nearest_size(model, size) is None

@@ -24,7 +24,18 @@ from onemin_relay.accounts import admin, dashboard
 from onemin_relay.accounts.factory import open_accounts
 from onemin_relay.accounts.ledger import UsageLedger
 from onemin_relay.accounts.store import AccountStore
-from onemin_relay.api import audio, chat, completions, files, images, messages, models, responses, unsupported
+from onemin_relay.api import (
+    audio,
+    audio_catalogue,
+    chat,
+    completions,
+    files,
+    images,
+    messages,
+    models,
+    responses,
+    unsupported,
+)
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.api.common import relay
 from onemin_relay.body_drain import BodyDrainMiddleware
@@ -184,6 +195,7 @@ def create_app(
         *responses.routes,
         *images.routes,
         *audio.routes,
+        *audio_catalogue.routes,
         *files.routes,
         *admin.routes,
         *unsupported.routes,

@@ -76,11 +76,19 @@ class Settings(BaseSettings):
     permit_models_from_subset_only: bool = False
     # Features whose models `GET /v1/models` lists when the client does not filter (empty: all).
     models_list: CommaList = Field(default_factory=list)
+    # Whether the model list and the audio probes answer a request that sends no key (a sent key is always
+    # checked). Unset: yes with AUTH_MODE=passthrough (1min.ai's catalogue is public), no with relay keys.
+    public_models: bool | None = None
 
     # --- chat --------------------------------------------------------------------------------------
     stream_keepalive_seconds: float = Field(15.0, gt=0)
     tool_repair_attempts: int = Field(1, ge=0, le=3, description="Re-asks for a malformed call or JSON")
     tools_prompt_max_chars: int = Field(4000, ge=500, description="Size the tools section aims to fit")
+
+    # --- images ------------------------------------------------------------------------------------
+    # Map a size the model does not take to its nearest one (header x-onemin-size-adjusted) instead of a
+    # 400. Off: OpenAI answers such a size with a 400 too.
+    image_size_adjust: bool = False
 
     # --- fetching of image URLs sent by clients ------------------------------------------------
     fetch_allow_private: bool = False
@@ -191,6 +199,11 @@ class Settings(BaseSettings):
     @cached_property
     def permitted_models(self) -> frozenset[str]:
         return frozenset(self.subset_of_one_min_permitted_models)
+
+    @property
+    def models_public(self) -> bool:
+        """PUBLIC_MODELS, or its default: public only when the relay does not hand out keys of its own."""
+        return self.public_models if self.public_models is not None else self.auth_mode == "passthrough"
 
     @cached_property
     def listed_features(self) -> frozenset[str] | None:

@@ -35,7 +35,15 @@ if TYPE_CHECKING:
     from onemin_relay.config import Settings
     from onemin_relay.upstream.keys import UpstreamKeyPool
 
-__all__ = ["Caller", "CallerMiddleware", "caller", "current_caller", "key_hash", "require_model_allowed"]
+__all__ = [
+    "Caller",
+    "CallerMiddleware",
+    "caller",
+    "catalogue_reader",
+    "current_caller",
+    "key_hash",
+    "require_model_allowed",
+]
 
 _MAX_KEY_LENGTH = 512
 # What a key can be: one word of visible ASCII. Anything else is refused here, not sent upstream.
@@ -83,6 +91,14 @@ def require_model_allowed(model: str) -> None:
             param="model",
             code="model_not_allowed",
         )
+
+
+def catalogue_reader(request: Request, public: bool) -> None:
+    """Let a catalogue read through: anyone's when `public` and no key is sent, else the caller's (a key
+    that is sent is always checked: a wrong one is still a 401)."""
+    if public and "authorization" not in request.headers and "x-api-key" not in request.headers:
+        return  # an empty header is a key sent, and refused
+    caller(request)
 
 
 def model_visible(model: str) -> bool:

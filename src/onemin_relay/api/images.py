@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,7 @@ from onemin_relay.translate.images import (
     edit_plan,
     generation_plan,
     images_response,
+    nearest_size,
     variation_plan,
     with_inputs,
 )
@@ -100,9 +102,21 @@ async def create_image(request: Request) -> Response:
     _refuse_streaming(body.stream)
     model = body.model or "dall-e-2"
     info = await require_capability(context, model, GENERATOR, "image generation")
-    plan = generation_plan(model, body.prompt, body.options(style=body.style), provider=info.provider)
+    options = body.options(style=body.style)
+    # IMAGE_SIZE_ADJUST: a size the model does not take becomes its nearest one, said in a header.
+    adjusted = (
+        nearest_size(model, options.size, provider=info.provider)
+        if context.settings.image_size_adjust
+        else None
+    )
+    if adjusted is not None:
+        options = replace(options, size=adjusted)
+    plan = generation_plan(model, body.prompt, options, provider=info.provider)
     record = await context.upstream.feature(api_key, feature_request(GENERATOR, model, plan.prompt_object))
-    return await _answer(context, record, plan, body.response_format or default_response_format(model))
+    response = await _answer(context, record, plan, body.response_format or default_response_format(model))
+    if adjusted is not None:
+        response.headers["x-onemin-size-adjusted"] = f"{body.size}->{adjusted}"
+    return response
 
 
 def _n(form: UploadForm) -> int:

@@ -2,7 +2,8 @@
 
 Besides OpenAI's four fields each model carries what a chat UI needs to pick models, in the names
 OpenRouter's list made common: `name`, `features`, `architecture`, `context_length`, `pricing`.
-`?feature=chat` (or MODELS_LIST) narrows the list.
+`?feature=chat` (or MODELS_LIST) narrows the list. PUBLIC_MODELS decides whether a request without a key
+may read them (docs/open-webui.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from onemin_relay.api.auth import caller, model_visible
+from onemin_relay.api.auth import catalogue_reader, model_visible
 from onemin_relay.api.common import relay
 from onemin_relay.errors import invalid_request, model_not_found
 from onemin_relay.upstream.catalogue import ModelInfo
@@ -55,7 +56,7 @@ def _listed_features(request: Request) -> frozenset[str] | None:
 
 
 async def list_models(request: Request) -> Response:
-    caller(request)
+    catalogue_reader(request, relay(request).settings.models_public)
     wanted = _listed_features(request)
     models = await relay(request).catalogue.list_active()
     data = [
@@ -67,7 +68,7 @@ async def list_models(request: Request) -> Response:
 
 
 async def retrieve_model(request: Request) -> Response:
-    caller(request)
+    catalogue_reader(request, relay(request).settings.models_public)
     model_id: str = request.path_params["model_id"]
     info = await relay(request).catalogue.find(model_id)
     if info is None or not model_visible(model_id):

@@ -56,13 +56,19 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 # --- speech ------------------------------------------------------------------------------------------
 
 
+def model_voices(model: str) -> tuple[str, ...]:
+    """The voices `model` takes, when they are a known list (empty: the model names its voices itself,
+    e.g. Google's `en-US-Casual-K` or an ElevenLabs voice id)."""
+    return OPENAI_VOICES if model.startswith("tts-1") else ()
+
+
 def speech_prompt_object(
     model: str, text: str, voice: str, response_format: str, speed: float
 ) -> dict[str, Any]:
     """The TEXT_TO_SPEECH promptObject for `model`; 400 for a voice or format the model cannot take."""
-    if model.startswith("tts-1"):
-        if voice not in OPENAI_VOICES:
-            raise unsupported_value("voice", voice, model, OPENAI_VOICES)
+    if voices := model_voices(model):
+        if voice not in voices:
+            raise unsupported_value("voice", voice, model, voices)
         return {"text": text, "voice": voice, "response_format": response_format, "speed": speed}
     if model == "google-tts":
         match = _GOOGLE_VOICE.match(voice)

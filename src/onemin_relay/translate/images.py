@@ -154,6 +154,33 @@ def parse_size(value: str) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
+# The families that take only a fixed list of sizes (gpt-image-2 takes any within bounds; Midjourney and
+# Flux already map a size to their nearest aspect ratio).
+_SIZE_TABLES = {
+    Family.DALL_E_2: DALL_E_2_SIZES,
+    Family.DALL_E_3: DALL_E_3_SIZES,
+    Family.GPT_IMAGE_1: GPT_IMAGE_SIZES,
+    Family.LEONARDO: LEONARDO_SIZES,
+    Family.SDXL: SDXL_SIZES,
+}
+
+
+def nearest_size(model: str, size: str | None, *, provider: str | None = None) -> str | None:
+    """The size `model` takes nearest a `WIDTHxHEIGHT` it does not take (the closest shape first, then the
+    closest area); None when there is nothing to adjust (IMAGE_SIZE_ADJUST, docs/open-webui.md)."""
+    sizes = _SIZE_TABLES.get(family_of(model, provider))
+    wanted = parse_size(size) if size else None
+    if sizes is None or wanted is None or size in sizes:
+        return None
+
+    def distance(candidate: str) -> tuple[float, float]:
+        width, height = parse_size(candidate) or wanted
+        shape = abs(math.log(width / height * wanted[1] / wanted[0]))
+        return round(shape, 6), abs(math.log(width * height / (wanted[0] * wanted[1])))
+
+    return min(sizes, key=distance)
+
+
 def _ratio_of(value: str) -> float | None:
     size = parse_size(value)
     if size:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: install serve demo simulate test lint format lock bench refresh-catalogue clean
+.PHONY: install serve demo openwebui-demo simulate test lint format lock bench refresh-catalogue clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@echo "Installing 1min-relay and its dependencies into $(VENV) (first run, or after they changed; about a minute)..."
@@ -30,6 +30,21 @@ serve: $(STAMP)
 # `make demo PORT=8080 SIMULATOR_PORT=8081` keeps the same addresses across restarts (default: free ports).
 demo: $(STAMP)
 	$(BIN)/1min-relay demo $(if $(SIMULATOR_PORT),--simulator-port $(SIMULATOR_PORT))
+
+# Prints how to run the real Open WebUI against `make demo PORT=5001` (docs/open-webui.md); runs nothing: its
+# image is gigabytes. OPEN_WEBUI_IMAGE is the image its README names.
+OPEN_WEBUI_IMAGE ?= <the Open WebUI image its README names>
+openwebui-demo:
+	@echo "1. In one terminal:  make demo PORT=5001"
+	@echo "2. In another (Linux, Docker; pulls several GB the first time):"
+	@echo "   docker run --rm --network=host -v open-webui:/app/backend/data \\"
+	@echo "     -e OPENAI_API_BASE_URL=http://127.0.0.1:5001/v1 -e OPENAI_API_KEY=demo-key -e ENABLE_OLLAMA_API=false \\"
+	@echo "     -e TASK_MODEL_EXTERNAL=gpt-4o-mini -e ENABLE_FOLLOW_UP_GENERATION=false -e ENABLE_TAGS_GENERATION=false \\"
+	@echo "     -e ENABLE_IMAGE_GENERATION=true -e IMAGE_GENERATION_ENGINE=openai -e IMAGE_GENERATION_MODEL=dall-e-3 -e IMAGE_SIZE=1024x1024 \\"
+	@echo "     -e AUDIO_TTS_ENGINE=openai -e AUDIO_TTS_OPENAI_API_BASE_URL=http://127.0.0.1:5001/v1 -e AUDIO_TTS_OPENAI_API_KEY=demo-key \\"
+	@echo "     -e AUDIO_STT_ENGINE=openai -e AUDIO_STT_OPENAI_API_BASE_URL=http://127.0.0.1:5001/v1 -e AUDIO_STT_OPENAI_API_KEY=demo-key \\"
+	@echo "     '$(OPEN_WEBUI_IMAGE)'"
+	@echo "3. Open http://127.0.0.1:8080 and create the first (admin) account."
 
 simulate: $(STAMP)
 	$(BIN)/1min-relay simulate

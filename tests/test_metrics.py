@@ -83,6 +83,7 @@ def test_requests_latency_credits_and_tokens_are_counted_by_route_model_and_stat
     )
     assert value(after, "onemin_relay_streams_in_flight") == 0
     assert value(after, "onemin_relay_state_store_up") == 1
+    assert value(after, "process_resident_memory_bytes") > 0  # the process's own figures come along
 
 
 def test_a_model_nobody_knows_is_not_a_label_and_keys_never_appear(

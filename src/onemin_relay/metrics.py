@@ -16,7 +16,16 @@ from collections.abc import Iterable, Mapping
 from typing import Generic, TypeVar
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -69,6 +78,11 @@ class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # The process's own figures (memory, CPU, open files, GC, Python version); one process only:
+        # multiprocess mode cannot add them up.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
 
         def counter(name: str, documentation: str, *labels: str) -> _Children[Counter]:
             return _Children(Counter(f"{_PREFIX}_{name}", documentation, labels, registry=r))

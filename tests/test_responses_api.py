@@ -325,6 +325,18 @@ def test_previous_response_id_continues_the_conversation(client: openai.OpenAI, 
     assert third.output_text == expected_answer(prompt)
 
 
+def test_a_conversation_goes_on_from_what_is_left_when_an_early_turn_is_deleted(
+    client: openai.OpenAI, sim: SimulatorHandle
+) -> None:
+    first = client.responses.create(model=MODEL, input="Turn one.")
+    second = client.responses.create(model=MODEL, input="Turn two.", previous_response_id=first.id)
+    client.responses.delete(first.id)
+    client.responses.create(model=MODEL, input="Turn three.", previous_response_id=second.id)
+    prompt = sent_prompt(sim)
+    assert prompt.startswith("User: Turn two.")  # the deleted first turn is gone (its echo stays)
+    assert prompt.index("Turn two.") < prompt.index(second.output_text) < prompt.index("Turn three.")
+
+
 def test_a_conversation_larger_than_a_request_may_be_is_refused(
     start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
 ) -> None:

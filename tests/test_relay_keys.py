@@ -171,17 +171,19 @@ def test_admin_input_is_validated(start_relay: StartRelay, sim: SimulatorHandle)
         assert http.get("/admin/usage", params={"group_by": "planet"}).status_code == 400
 
 
-def test_the_cli_manages_keys_a_running_relay_honours(
-    start_relay: StartRelay,
-    sim: SimulatorHandle,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def cli_relay(start_relay: StartRelay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BackgroundServer:
+    """A keys-mode relay, and the environment that points `1min-relay keys` at its state store."""
     data_dir = tmp_path / "shared-data"
-    relay = keys_relay(start_relay, data_dir=data_dir)
     for name, value in (("DATA_DIR", str(data_dir)), ("AUTH_MODE", "keys"), ("ONEMIN_API_KEYS", KEY_A)):
         monkeypatch.setenv(name, value)
+    return keys_relay(start_relay, data_dir=data_dir)
+
+
+def test_the_cli_manages_keys_a_running_relay_honours(
+    cli_relay: BackgroundServer, sim: SimulatorHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relay = cli_relay
 
     main(["keys", "create", "carol", "--daily-budget", "500", "--models", "gpt-4o*"])
     created = capsys.readouterr()
@@ -255,14 +257,9 @@ def test_upstream_keys_come_from_the_list_and_the_secrets_file(
 
 
 def test_the_cli_shows_a_key_and_exports_usage(
-    start_relay: StartRelay,
-    sim: SimulatorHandle,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    cli_relay: BackgroundServer, sim: SimulatorHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data_dir = tmp_path / "cli-data"
-    relay = keys_relay(start_relay, data_dir=data_dir)
+    relay = cli_relay
     created = create_key(relay, "erin", daily_budget=10**9)
     assert chat(relay, created["key"]).status_code == 200
     with admin(relay) as http:  # the relay writes its ledger off the request path: wait for the record
@@ -270,8 +267,6 @@ def test_the_cli_shows_a_key_and_exports_usage(
         while not http.get("/admin/usage", params={"key": created["id"]}).json()["data"]:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-    for name, value in (("DATA_DIR", str(data_dir)), ("AUTH_MODE", "keys"), ("ONEMIN_API_KEYS", KEY_A)):
-        monkeypatch.setenv(name, value)
     capsys.readouterr()
 
     main(["keys", "show", created["id"]])

@@ -49,6 +49,7 @@ from onemin_relay.state.factory import open_state
 from onemin_relay.state.retention import run_retention
 from onemin_relay.tracing import start_tracing
 from onemin_relay.translate.errors import openai_error_from_upstream
+from onemin_relay.translate.tokens import load_encoding
 from onemin_relay.upstream.breaker import CircuitState
 from onemin_relay.upstream.catalogue import ModelCatalogue
 from onemin_relay.upstream.client import OneMinClient
@@ -144,6 +145,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The tokeniser takes ~0.3 s to load, once: on a worker thread while the stores open, and done
+        # before the first request is served, so no request pays for it (cut and counted answers need it).
+        tokeniser = asyncio.create_task(load_encoding(), name="load-tokeniser")
         upstream_keys = UpstreamKeyPool(settings.onemin_api_keys)
         upstream = OneMinClient(settings, transport=upstream_transport, keys=upstream_keys)
         state = await open_state(settings)
@@ -168,6 +172,7 @@ def create_app(
         if tracing is not None:
             request_listeners.append(tracing.record_spans)
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
+        await tokeniser
         try:
             yield
         finally:

@@ -199,11 +199,14 @@ async def connect(path: Path, schema: str) -> aiosqlite.Connection:
 
 
 async def read_all(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """All rows of one statement, its cursor closed before anything else runs."""
+    """All rows of one statement, run and read to the end in one call on the connection's thread.
+
+    Not `execute` then `fetchall`: between those two awaits another coroutine's statement can run on the
+    same connection, and reads overlapping that way keep one read transaction open, pinning a WAL
+    snapshot that misses what other processes commit meanwhile."""
 
     async def attempt() -> list[Any]:
-        async with db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await db.execute_fetchall(sql, params))
 
     return await _retrying(attempt)
 

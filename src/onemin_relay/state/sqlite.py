@@ -218,8 +218,10 @@ async def in_write_transaction(
     transaction at a time per `writing` lock, retried while the file is busy."""
 
     async def attempt() -> T:
-        await db.execute("BEGIN IMMEDIATE")
         try:
+            # Inside the `try`: a cancellation landing just after BEGIN ran on the connection's thread
+            # must still roll it back (a ROLLBACK with no transaction open is a harmless error).
+            await db.execute("BEGIN IMMEDIATE")
             result = await statements()
             await db.execute("COMMIT")
         except BaseException:  # cancelled too: never leave the connection inside a transaction

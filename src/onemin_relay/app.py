@@ -41,6 +41,7 @@ from onemin_relay.api.common import relay
 from onemin_relay.body_drain import BodyDrainMiddleware
 from onemin_relay.config import Settings
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
+from onemin_relay.hang_up import CancelOnHangUpMiddleware
 from onemin_relay.metrics import RelayMetrics, metrics_endpoint
 from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
@@ -226,6 +227,7 @@ def create_app(
         Middleware(ServerErrorMiddleware, handler=_unexpected_error),
         Middleware(CallerMiddleware),  # before the rate limits, which count per caller identity
         Middleware(RateLimitMiddleware, settings=settings),
+        Middleware(CancelOnHangUpMiddleware),  # innermost: a hang-up still gets its access line
     ]
     return Starlette(
         routes=routes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class Call:
     faults: Faults
     shape: Shape
     body_bytes: int = 0  # size of the JSON body on the wire
+    body_read: bool = False  # the whole body has been received (so a hang-up can be noticed)
 
     @property
     def base_url(self) -> str:
@@ -138,7 +140,7 @@ async def open_call(
         raise shape_a(429, "RATE_LIMITED", "Too many requests", headers=headers)
 
     faults = collect_faults(request, state, scopes, body, shape)
-    call = Call(request, state, hashed, body, faults, shape, body_bytes)
+    call = Call(request, state, hashed, body, faults, shape, body_bytes, body_read=json_body)
     await apply_http_faults(call)
     if call.fault("insufficient-credits") or state.ledger.used(hashed) >= config.credit_limit:
         chosen = config.insufficient_credits_shape
@@ -177,9 +179,21 @@ async def apply_public_faults(request: Request) -> None:
     await apply_http_faults(Call(request, state, "", None, faults, "B"))
 
 
+async def _wait_noting_hang_up(call: Call, seconds: float) -> None:
+    """Sleeps, unless the client hangs up first: then its log entry says `client_disconnected` (what a
+    test of the relay's own cancellation looks for) and the call goes on as a real server's would."""
+    if not call.body_read:  # listening now would swallow the body the route has yet to read
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await call.request.receive()  # once the body has been read, only a disconnect comes
+            log_entry(call.request)["client_disconnected"] = True
+
+
 async def apply_http_faults(call: Call) -> None:
     if call.fault("slow-first-byte"):
-        await asyncio.sleep(call.fault_value("slow-first-byte") / 1000)
+        await _wait_noting_hang_up(call, call.fault_value("slow-first-byte") / 1000)
     for status in (500, 502, 503):
         if call.fault(f"http-{status}"):
             raise infrastructure_error(status)

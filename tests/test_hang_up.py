@@ -1,0 +1,39 @@
+"""A client that hangs up while waiting for a non-streaming answer frees the upstream call made for it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.harness import KEY_A, SimulatorHandle
+
+
+def wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 20  # a bound, not a measurement: it only keeps a failure from hanging
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def upstream_chat(sim: SimulatorHandle) -> list[dict[str, Any]]:
+    return [call for call in sim.requests() if call["method"] == "POST"]
+
+
+def test_a_client_that_hangs_up_cancels_its_upstream_call(relay_url: str, sim: SimulatorHandle) -> None:
+    slow = {"role": "user", "content": "hi [[sim:slow-first-byte=60000]]"}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [slow]}).encode()
+    address = urlsplit(relay_url)
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        f"Authorization: Bearer {KEY_A}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((address.hostname, address.port)) as client:
+        client.sendall(request)
+        wait_for(lambda: upstream_chat(sim), "the call never reached upstream")
+    # The client is gone before any answer: the relay hangs up on upstream too, long before the
+    # simulator's minute-long first byte.
+    wait_for(lambda: upstream_chat(sim)[0].get("client_disconnected"), "the upstream call was not abandoned")

@@ -96,11 +96,11 @@ def running_relay(settings: Settings) -> Iterator[BackgroundServer]:
 
 
 @contextmanager
-def serve_process(env: dict[str, str]) -> Iterator[str]:
-    """`1min-relay serve --port 0` in its own process with `env` added, until it answers /health: its URL.
-    Stopped with SIGTERM (a graceful shutdown) when the block ends."""
+def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
+    """`1min-relay serve --port 0 [args]` in its own process with `env` added, until it answers /health:
+    its URL. Stopped with SIGTERM (a graceful shutdown) when the block ends."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

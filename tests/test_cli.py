@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -175,3 +176,28 @@ def test_demo_stopped_by_sigterm_removes_its_temporary_data(tmp_path: Path) -> N
         assert list(tmp_path.iterdir())  # the demo's data directory, with its SQLite state
     assert process.returncode == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_with_two_workers_answers_from_both_and_metrics_count_them_together(tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {"DATA_DIR": str(tmp_path / "data"), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+
+    def workers_that_answered() -> set[str]:  # prometheus-client writes one file per process that counted
+        return {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("*.db")}
+
+    with serve_process(env, "--workers", "2") as url:
+        sent = 1  # serve_process's own /health
+        with ThreadPoolExecutor(8) as pool:
+            # Fresh connections, several at once, until the kernel has handed some to each worker (bounded).
+            while len(workers_that_answered()) < 2 and sent < 2000:
+                list(pool.map(lambda _: httpx.get(f"{url}/health").raise_for_status(), range(16)))
+                sent += 16
+        assert len(workers_that_answered()) == 2
+        scraped = httpx.get(f"{url}/metrics").text
+    health = [
+        float(line.rsplit(" ", 1)[1])
+        for line in scraped.splitlines()
+        if line.startswith("onemin_relay_requests_total{") and 'route="/health"' in line
+    ]
+    assert sum(health) == sent  # whichever worker answered the scrape counted both workers' requests

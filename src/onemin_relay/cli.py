@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import signal
 import socket
@@ -22,8 +23,9 @@ from onemin_relay.accounts.cli import add_keys_command
 from onemin_relay.app import create_app
 from onemin_relay.config import ConfigError, Settings, load_settings
 from onemin_relay.doctor.command import add_commands as add_doctor_commands
+from onemin_relay.metrics import multiprocess_dir
 from onemin_relay.observability import configure_logging
-from onemin_relay.serving import BackgroundServer, bind_socket, url_of, uvicorn_server
+from onemin_relay.serving import BackgroundServer, bind_socket, serve_workers, url_of, uvicorn_server
 from onemin_relay.simulator.app import create_simulator_app
 from onemin_relay.simulator.config import SimulatorConfig
 
@@ -58,9 +60,39 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
+    workers = args.workers if args.workers is not None else settings.web_concurrency
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
     sock = _listen(settings.host, settings.port)
     print(f"1min-relay {__version__} serving the OpenAI API on {url_of(sock)}/v1", flush=True)
-    _serve_forever(create_app(settings), sock, settings.log_level)
+    if workers == 1:
+        _serve_forever(create_app(settings), sock, settings.log_level)
+        return
+    with _metrics_shared_by_workers():
+        serve_workers("onemin_relay.cli:worker_app", sock, workers, log_level=settings.log_level)
+
+
+def worker_app() -> ASGIApp:
+    """The app of one `serve --workers N` process: the same settings (environment and .env) as its parent."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+@contextmanager
+def _metrics_shared_by_workers() -> Iterator[None]:
+    """`/metrics` must count every worker's requests, whichever worker is scraped: without an operator's
+    PROMETHEUS_MULTIPROC_DIR, the workers share a fresh temporary one (prometheus-client's multiprocess
+    mode)."""
+    if multiprocess_dir() is not None:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="1min-relay-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # inherited by the workers, read at their import
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -188,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--host", help="address to listen on")
         sub.add_argument("--port", type=int, help="port to listen on (0 picks a free one)")
+        if name == "serve":
+            sub.add_argument(
+                "--workers", type=int, help="worker processes (default: WEB_CONCURRENCY, else 1)"
+            )
         if name == "demo":
             sub.add_argument(
                 "--simulator-port", type=int, help="port of the embedded simulator (default: a free one)"

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # --- serving -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=0, le=65535)
+    web_concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `serve` (`--workers`)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     cors_allow_origins: CommaList = Field(default_factory=lambda: ["*"])
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest JSON body accepted")

@@ -6,9 +6,11 @@ import asyncio
 import socket
 import threading
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -33,16 +35,27 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def uvicorn_server(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Server:
-    config = uvicorn.Config(
+def uvicorn_config(app: ASGIApp | str, *, log_level: str = "warning", **options: Any) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         log_level=log_level.lower(),
         log_config=None,  # keep the process's own logging set-up (JSON lines)
         access_log=False,  # the relay writes its own access line, with request ids
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **options,
     )
-    return uvicorn.Server(config)
+
+
+def uvicorn_server(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Server:
+    return uvicorn.Server(uvicorn_config(app, log_level=log_level))
+
+
+def serve_workers(app_factory: str, sock: socket.socket, workers: int, *, log_level: str) -> None:
+    """`workers` processes sharing `sock`, each building its app from `app_factory` ("module:function"),
+    supervised by uvicorn (a worker that dies is replaced; SIGTERM stops them all gracefully)."""
+    config = uvicorn_config(app_factory, log_level=log_level, factory=True, workers=workers)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 class BackgroundServer:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from tests.harness import KEY_A, SimulatorHandle
+from tests.test_app import FormattedLines
 
 
 def wait_for(condition: Any, what: str) -> None:
@@ -31,9 +33,22 @@ def test_a_client_that_hangs_up_cancels_its_upstream_call(relay_url: str, sim: S
         f"Authorization: Bearer {KEY_A}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    with socket.create_connection((address.hostname, address.port)) as client:
-        client.sendall(request)
-        wait_for(lambda: upstream_chat(sim), "the call never reached upstream")
-    # The client is gone before any answer: the relay hangs up on upstream too, long before the
-    # simulator's minute-long first byte.
-    wait_for(lambda: upstream_chat(sim)[0].get("client_disconnected"), "the upstream call was not abandoned")
+    access, access_log = FormattedLines(), logging.getLogger("onemin_relay.access")
+    access_log.addHandler(access)
+    access_log.setLevel(logging.INFO)
+    try:
+        with socket.create_connection((address.hostname, address.port)) as client:
+            client.sendall(request)
+            wait_for(lambda: upstream_chat(sim), "the call never reached upstream")
+        # The client is gone before any answer: the relay hangs up on upstream too, long before the
+        # simulator's minute-long first byte…
+        wait_for(
+            lambda: upstream_chat(sim)[0].get("client_disconnected"), "the upstream call was not abandoned"
+        )
+        # …and its access line says the client closed the request (not a 500 nobody got).
+        wait_for(lambda: access.lines, "no access line")
+    finally:
+        access_log.removeHandler(access)
+        access_log.setLevel(logging.NOTSET)
+    [line] = [line for line in access.lines if line.get("path") == "/v1/chat/completions"]
+    assert line["status"] == 499

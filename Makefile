@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: install serve demo openwebui-demo simulate test lint format lock bench refresh-catalogue clean
+.PHONY: install serve demo openwebui-demo openwebui-screenshots simulate test lint format lock bench refresh-catalogue clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	@echo "Installing 1min-relay and its dependencies into $(VENV) (first run, or after they changed; about a minute)..."
@@ -46,12 +46,27 @@ openwebui-demo:
 	@echo "     '$(OPEN_WEBUI_IMAGE)'"
 	@echo "3. Open http://127.0.0.1:8080 and create the first (admin) account."
 
+# Optional, never part of `make test` or CI: installs the real Open WebUI (pinned; about 7 GB with torch) into
+# its own virtualenv outside the project's lock files, runs it offline against `1min-relay demo` on 127.0.0.1,
+# and screenshots its model picker and a chat answer into docs/images/ with headless Chromium
+# (apt-get install chromium chromium-driver). See docs/open-webui.md.
+OPEN_WEBUI_VERSION ?= 0.12.4
+OPEN_WEBUI_VENV ?= $(HOME)/.cache/1min-relay/open-webui-$(OPEN_WEBUI_VERSION)
+
+$(OPEN_WEBUI_VENV)/bin/open-webui:
+	@echo "Installing Open WebUI $(OPEN_WEBUI_VERSION) into $(OPEN_WEBUI_VENV) (several GB; minutes)..."
+	$(PYTHON) -m venv $(OPEN_WEBUI_VENV)
+	$(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet open-webui==$(OPEN_WEBUI_VERSION)
+
+openwebui-screenshots: $(STAMP) $(OPEN_WEBUI_VENV)/bin/open-webui
+	PYTHONPATH=. $(BIN)/python -m tools.open_webui_screenshots --open-webui $(OPEN_WEBUI_VENV)/bin/open-webui
+
 simulate: $(STAMP)
 	$(BIN)/1min-relay simulate
 
 test: $(STAMP) $(NODE_STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -61,8 +76,8 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -o timeout=3600 tests/test_fuzz_properties.py tests/test_fuzz_openapi.py
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench tools
+	$(BIN)/ruff check --fix src tests bench tools
 
 # Regenerate the hashed lock files after changing dependencies in pyproject.toml (needs `uv`).
 lock:

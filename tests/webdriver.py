@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -109,9 +109,4 @@ def headless_chromium() -> Iterator[Browser]:
             finally:
                 http.delete(f"/session/{session}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 from tests.webdriver import Browser, headless_chromium
 
 CHAT_MODEL = "gpt-4o-mini"
@@ -78,12 +78,7 @@ def _running(command: list[str], env: dict[str, str], log: Path, ready: str) -> 
             time.sleep(1)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
 
 
 def _click_text(browser: Browser, selector: str, text: str) -> None:

@@ -8,9 +8,9 @@ on `/v1/messages` never sees an OpenAI body and no route has to translate errors
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
 from onemin_relay.observability import current_request_id
@@ -161,6 +161,17 @@ def _json_type(value: object) -> str:
     if isinstance(value, str):
         return "a string"
     return "an array" if isinstance(value, list) else "an object"
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate(model: type[ModelT], data: object) -> ModelT:
+    """Validate `data` against a wire model, answering the first problem as a 400 naming its param."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
 
 
 def model_not_found(model: str) -> OpenAIError:

@@ -11,7 +11,6 @@ import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,7 +29,7 @@ from onemin_relay.accounts.usage import (
     usage_query,
 )
 from onemin_relay.api.common import read_json, relay
-from onemin_relay.errors import OpenAIError, invalid_request, not_found, validation_failed
+from onemin_relay.errors import OpenAIError, invalid_request, not_found, validate
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
@@ -68,10 +67,7 @@ async def _with_spend(context: RelayContext, key: RelayKey) -> dict[str, Any]:
 
 async def create_key(request: Request) -> Response:
     require_admin(request)
-    try:
-        spec = KeyRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
+    spec = validate(KeyRequest, await read_json(request))
     key, secret = spec.issue()
     await relay(request).accounts.put_key(key)
     return JSONResponse({**key.public(), "key": secret}, status_code=201)

@@ -13,10 +13,10 @@ from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
 from onemin_relay.api.capabilities import require_capability
-from onemin_relay.api.common import read_json, relay, validate
+from onemin_relay.api.common import read_json, relay
 from onemin_relay.api.downloads import stream_asset
 from onemin_relay.api.uploads import audio_type, multipart_form, safe_filename, store_asset
-from onemin_relay.errors import invalid_request
+from onemin_relay.errors import invalid_request, validate
 from onemin_relay.translate.audio import (
     MAX_SPEECH_INPUT,
     SPEECH,

@@ -1,20 +1,17 @@
-"""Small helpers every route module uses: the relay context, bounded JSON bodies, validation errors."""
+"""Small helpers every route module uses: the relay context, bounded JSON bodies, list paging."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from onemin_relay.api.json_body import SLICED_PARSE_BYTES, parse_json_object, parse_json_object_sliced
-from onemin_relay.errors import invalid_request, too_large, validation_failed
+from onemin_relay.errors import invalid_request, too_large
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def relay(request: Request) -> RelayContext:
@@ -39,14 +36,6 @@ async def read_json(request: Request) -> dict[str, Any]:
     if len(body) > SLICED_PARSE_BYTES:
         return await parse_json_object_sliced(bytes(body))
     return parse_json_object(bytes(body))
-
-
-def validate(model: type[ModelT], data: object) -> ModelT:
-    """Validate `data` against a wire model, answering the first problem as a 400 naming its param."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
 
 
 def page_query(request: Request, *, default_limit: int, max_limit: int) -> tuple[int, Literal["asc", "desc"]]:

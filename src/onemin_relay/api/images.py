@@ -17,11 +17,11 @@ from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
 from onemin_relay.api.capabilities import require_capability
-from onemin_relay.api.common import read_json, relay, validate
+from onemin_relay.api.common import read_json, relay
 from onemin_relay.api.downloads import download_asset
 from onemin_relay.api.image_refs import ImageRef, image_assets
 from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
-from onemin_relay.errors import invalid_request
+from onemin_relay.errors import invalid_request, validate
 from onemin_relay.translate.features import feature_request, result_keys
 from onemin_relay.translate.images import (
     EDITOR,

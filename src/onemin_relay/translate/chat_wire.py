@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from onemin_relay.errors import invalid_request, validation_failed
+from onemin_relay.errors import invalid_request, validate
 
 # Each choice is one upstream call (and its credits): bound what one request can fan out to.
 MAX_CHOICES = 8
@@ -331,10 +331,7 @@ class ChatCompletionRequest(_Wire):
 
 def parse_chat_request(data: object) -> ChatCompletionRequest:
     """Validate a request body; the first problem becomes a 400 naming its param (e.g. `messages.0.role`)."""
-    try:
-        request = ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
+    request = validate(ChatCompletionRequest, data)
     if request.modalities and "audio" in request.modalities:
         raise invalid_request(
             "Audio output is not available through 1min.ai chat; ask for text only.", param="modalities"

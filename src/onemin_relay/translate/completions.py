@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from onemin_relay.core.types import (
     ChoiceDone,
@@ -24,7 +24,7 @@ from onemin_relay.core.types import (
     TextDelta,
     Usage,
 )
-from onemin_relay.errors import invalid_request, validation_failed
+from onemin_relay.errors import invalid_request, validate
 from onemin_relay.translate import chat_wire as wire
 
 # Every prompt × choice is one billed upstream call: bound what one request can fan out to.
@@ -87,10 +87,7 @@ class CompletionRequest(BaseModel):
 
 def parse_completion_request(data: object) -> CompletionRequest:
     """Validate a request body; the first problem becomes a 400 naming its param (e.g. `prompt.1`)."""
-    try:
-        request = CompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
+    request = validate(CompletionRequest, data)
     if request.logprobs:
         raise invalid_request(
             "Log probabilities are not available through 1min.ai; leave 'logprobs' unset.",

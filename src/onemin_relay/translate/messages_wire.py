@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from onemin_relay.errors import invalid_request, validation_failed
+from onemin_relay.errors import invalid_request, validate
 from onemin_relay.translate.chat_wire import text_or_list
 
 # Stop sequences are matched against every piece of a streamed answer: bound how many one request sets.
@@ -241,10 +241,7 @@ class CountTokensRequest(MessagesRequest):
 
 def parse_messages_request(data: object, model: type[MessagesRequest] = MessagesRequest) -> MessagesRequest:
     """Validate a request body; the first problem becomes a 400 naming its param (`messages.0.content`)."""
-    try:
-        request = model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
+    request = validate(model, data)
     if request.stop_sequences is not None and len(request.stop_sequences) > MAX_STOP_SEQUENCES:
         raise invalid_request(
             f"'stop_sequences' takes at most {MAX_STOP_SEQUENCES} sequences.", param="stop_sequences"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from onemin_relay.errors import invalid_request, validation_failed
+from onemin_relay.errors import invalid_request, validate
 from onemin_relay.translate.chat_wire import text_or_list
 
 # OpenAI's bounds on `metadata` (Metadata in its specification).
@@ -336,10 +336,7 @@ class CreateResponseRequest(_Wire):
 
 def parse_response_request(data: object) -> CreateResponseRequest:
     """Validate a request body; the first problem becomes a 400 naming its param (`input.2.content`)."""
-    try:
-        request = CreateResponseRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_failed(exc) from None
+    request = validate(CreateResponseRequest, data)
     if request.background:
         raise invalid_request(
             "Background responses are not supported by the relay; send the request without 'background'.",

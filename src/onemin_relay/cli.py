@@ -47,7 +47,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _serve_forever(app: ASGIApp, sock: socket.socket, log_level: str) -> None:
-    asyncio.run(uvicorn_server(app, log_level=log_level).serve(sockets=[sock]))
+    uvicorn_server(app, log_level=log_level).run(sockets=[sock])  # on uvloop (Server.run picks the loop)
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:

@@ -6,12 +6,14 @@ CPU time slice) answers `POST /api/chat-with-ai` with a realistic ~1.5 kB aiReco
 workload at each concurrency; per-call latency (p50/p99) and calls per second are printed as a
 Markdown table. Clients measured:
 
-- `httpx`      raw `httpx.AsyncClient` + `httpx-sse` (what the upstream client is built on);
+- `httpx`      raw `httpx.AsyncClient` (httpx's own pool), SSE framed by the relay's `EventStreamDecoder`;
 - `httpx2`     the same code on httpx2, Pydantic's maintained continuation of httpx (same API);
-- `OneMinClient` the relay's own client as it runs: httpx API + retries, error checks, 1min.ai SSE
-  rules, on its default transport (`upstream/transport.py`: aiohttp's pool via `httpx-aiohttp`);
-- `OneMinClient+httpcore` the same client on httpx's own transport (what it ran on before);
+- `OneMinClient` the relay's own client as it runs: retries, destination and key checks, the circuit
+  breaker, the in-flight cap, 1min.ai's SSE rules, on one `aiohttp.ClientSession` (`upstream/http.py`);
 - `aiohttp`    raw `aiohttp.ClientSession`, SSE read line by line (a minimal parser: it does less work).
+
+Until 2026-11 `OneMinClient` ran on httpx's API over aiohttp's pool (`httpx-aiohttp`), and before that
+on httpcore; docs/http-client.md keeps those figures.
 
 Usage: .venv/bin/python bench/http_clients.py [--calls 3000] [--streams 600] [--events 20] [--repeat 3]
 """
@@ -37,11 +39,11 @@ import httpx
 import httpx2
 import uvicorn
 import uvloop
-from httpx_sse import EventSource
 from starlette.types import Receive, Scope, Send
 
 from onemin_relay.config import Settings
 from onemin_relay.upstream.client import OneMinClient, RetryPolicy
+from onemin_relay.upstream.sse import server_sent_events
 
 KEY = "sk-bench-0000000000000001"
 PAYLOAD = {
@@ -153,7 +155,7 @@ class HttpxClient:
         response = await self.http.send(request, stream=True)
         try:
             count = 0
-            async for sse in EventSource(response).aiter_sse():
+            async for sse in server_sent_events(response.aiter_bytes()):
                 data = json.loads(sse.data)
                 count += sse.event == "content" and bool(data["content"])
         finally:
@@ -174,11 +176,8 @@ class RelayClient:
 
     def __init__(self, url: str, events: int) -> None:
         self.events = events
-        settings = Settings(onemin_api_url=url, onemin_asset_url=url, upstream_max_connections=200)
-        self.client = OneMinClient(settings, transport=self.transport(), retry=RetryPolicy(max_retries=0))
-
-    def transport(self) -> httpx.AsyncBaseTransport | None:
-        return None  # the production default
+        settings = Settings(onemin_api_url=url, onemin_asset_url=url)
+        self.client = OneMinClient(settings, retry=RetryPolicy(max_retries=0))
 
     async def json_call(self) -> None:
         await self.client.chat(KEY, PAYLOAD)
@@ -192,16 +191,6 @@ class RelayClient:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-class RelayOnHttpcoreClient(RelayClient):
-    """The relay's client on httpx's own connection pool (httpcore), as it was before aiohttp's."""
-
-    name = "OneMinClient+httpcore"
-
-    def transport(self) -> httpx.AsyncBaseTransport | None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        return httpx.AsyncHTTPTransport(limits=limits)
 
 
 class AiohttpClient:
@@ -286,7 +275,6 @@ async def run(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     factories: list[Callable[[str, int], Client]] = [
         HttpxClient,
         Httpx2Client,
-        RelayOnHttpcoreClient,
         RelayClient,
         AiohttpClient,
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -92,24 +93,30 @@ def test_zero_failures_turns_the_breaker_off() -> None:
     assert circuits.states() == {}
 
 
-async def test_connect_failures_stop_reaching_the_network_once_the_circuit_opens() -> None:
-    attempts: list[httpx.Request] = []
+async def test_failed_connections_stop_reaching_the_network_once_the_circuit_opens() -> None:
+    connections = 0
 
-    def unreachable(request: httpx.Request) -> httpx.Response:
-        attempts.append(request)
-        raise httpx.ConnectError("connection refused", request=request)
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()  # before answering anything
 
-    settings = upstream_settings("http://127.0.0.1:9", upstream_breaker_failures=3, upstream_max_retries=0)
-    client = OneMinClient(settings, transport=httpx.MockTransport(unreachable))
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = upstream_settings(
+        f"http://127.0.0.1:{port}", upstream_breaker_failures=3, upstream_max_retries=0
+    )
+    client = OneMinClient(settings)
     try:
-        codes = []
-        for _ in range(5):
-            with pytest.raises(UpstreamError) as caught:
-                await client.models("UNIFY_CHAT_WITH_AI")
-            codes.append(caught.value.code)
-        assert codes == ["CONNECT_ERROR"] * 3 + [CIRCUIT_OPEN] * 2
-        assert len(attempts) == 3
-        assert client.circuits.states() == {"127.0.0.1/models": CircuitState.OPEN}
+        async with server:
+            codes = []
+            for _ in range(5):
+                with pytest.raises(UpstreamError) as caught:
+                    await client.chat(KEY_A, {"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o-mini"})
+                codes.append(caught.value.code)
+        assert codes == ["NETWORK_ERROR"] * 3 + [CIRCUIT_OPEN] * 2
+        assert connections == 3
+        assert client.circuits.states() == {"127.0.0.1/api/chat-with-ai": CircuitState.OPEN}
     finally:
         await client.aclose()
 

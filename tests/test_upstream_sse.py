@@ -1,23 +1,25 @@
 """The chat stream as the relay sees it, whatever the network does to 1min.ai's SSE bytes.
 
-Every test feeds raw bytes through `OneMinClient.chat_stream` (an httpx transport hands them over in the
-chunks given), so line splitting, UTF-8 decoding and 1min.ai's event rules are exercised together.
+Most tests hand raw body chunks, split exactly as given, to `chat_events` (what `OneMinClient.chat_stream`
+runs on each chunk as it arrives), so line splitting, UTF-8 decoding and 1min.ai's event rules are
+exercised together; the rest send the bytes from a loopback server through `OneMinClient.chat_stream`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import pytest
 
-from onemin_relay.config import Settings
 from onemin_relay.upstream.client import OneMinClient, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
+from onemin_relay.upstream.sse import EventStreamDecoder, ServerSentEvent, chat_events
+from tests.harness import upstream_settings
 
 FULL_TEXT = "Grüße, 日本語 🙂 and\nline one\nline two"
 RECORD = {
@@ -53,26 +55,36 @@ EXPECTED = [
 ]
 
 
-class Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: Sequence[bytes]) -> None:
-        self.chunks = chunks
+async def events_of(chunks: Sequence[bytes]) -> list[StreamEvent]:
+    """What the client makes of a stream body that arrives in exactly these chunks."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
             yield chunk
 
-
-def _client(chunks: Sequence[bytes], content_type: str = "text/event-stream") -> OneMinClient:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": content_type}, stream=Chunks(chunks))
-
-    return OneMinClient(Settings(), transport=httpx.MockTransport(handler))
+    return [event async for event in chat_events(body())]
 
 
-async def events_of(chunks: Sequence[bytes], content_type: str = "text/event-stream") -> list[StreamEvent]:
-    client = _client(chunks, content_type)
+async def served(chunks: Sequence[bytes], content_type: str = "text/event-stream") -> list[StreamEvent]:
+    """The events `OneMinClient.chat_stream` yields for a loopback 1min.ai that writes these chunks (one
+    chunked-encoding chunk each, the body ended after the last)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the body (Content-Length) is left unread
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode())
+        for chunk in chunks:
+            writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = OneMinClient(upstream_settings(f"http://127.0.0.1:{port}"))
     try:
-        async with client.chat_stream("key", {"model": "m"}) as events:
+        async with server, client.chat_stream("key", {"model": "m"}) as events:
             return [event async for event in events]
     finally:
         await client.aclose()
@@ -92,6 +104,10 @@ async def test_the_whole_transcript_decodes_to_the_answer() -> None:
     assert await events_of([TRANSCRIPT]) == EXPECTED
     text = "".join(event.text for event in EXPECTED if event.kind == "content")
     assert text == "Grüße, 日本語 🙂 and\nline one\nline two" == FULL_TEXT
+
+
+async def test_the_transcript_from_the_network_in_small_pieces_decodes_to_the_answer() -> None:
+    assert await served([TRANSCRIPT[i : i + 7] for i in range(0, len(TRANSCRIPT), 7)]) == EXPECTED
 
 
 async def test_a_split_at_any_byte_changes_nothing() -> None:
@@ -247,7 +263,7 @@ async def test_a_genuine_final_repetition_confirmed_by_the_result_is_kept() -> N
 
 async def test_a_json_record_instead_of_a_stream_is_replayed_as_events() -> None:
     body = json.dumps({"aiRecord": RECORD}).encode()
-    got = await events_of([body], content_type="application/json")
+    got = await served([body], content_type="application/json")
     assert got == [
         StreamEvent("content", FULL_TEXT),
         StreamEvent("result", record=RECORD),
@@ -258,11 +274,38 @@ async def test_a_json_record_instead_of_a_stream_is_replayed_as_events() -> None
 async def test_a_json_error_with_status_200_raises_on_entry() -> None:
     body = json.dumps({"success": False, "error": {"code": "RATE_LIMITED", "message": "slow down"}}).encode()
     with pytest.raises(UpstreamError) as caught:
-        await events_of([body], content_type="application/json")
+        await served([body], content_type="application/json")
     assert (caught.value.code, caught.value.message) == ("RATE_LIMITED", "slow down")
 
 
 async def test_an_unexpected_content_type_is_an_invalid_response() -> None:
     with pytest.raises(UpstreamError) as caught:
-        await events_of([b"<html>hi</html>"], content_type="text/html")
+        await served([b"<html>hi</html>"], content_type="text/html")
     assert caught.value.code == "INVALID_RESPONSE"
+
+
+# --- the SSE framing itself ---------------------------------------------------------------------
+
+
+def framed(*chunks: bytes) -> list[ServerSentEvent]:
+    decoder = EventStreamDecoder()
+    return [event for chunk in chunks for event in decoder.feed(chunk)]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "events"),
+    [
+        # a CRLF split between two chunks is one line end, not an empty line that ends the event early
+        ((b"event: result\r", b"\ndata: x\r\n\r\n"), [("result", "x")]),
+        ((b"data: a\r", b"\r"), [("message", "a")]),  # CR CR: a line end, then the blank line
+        ((b"data: a\r\r\n", b"\n"), [("message", "a")]),  # CR, CRLF, then LF: one event
+        ((b"event: done\n\n",), [("done", "")]),  # a name without data still counts
+        ((b"data\ndata:two\ndata:  three\n\n",), [("message", "\ntwo\n three")]),  # no colon; one space
+        ((b": comment\nid: 7\nretry: 10\nfoo: bar\n\n",), []),  # nothing but ignored fields
+        ((b"data: caf\xc3", b"\xa9 \xff\n\n"), [("message", "café \ufffd")]),  # split UTF-8; invalid byte
+        ((b"data: cut off at the end\n",), []),  # an event without its blank line is not delivered
+        ((b"data: a\n\nevent: x\n\ndata: b\n\n",), [("message", "a"), ("x", ""), ("message", "b")]),
+    ],
+)
+def test_framing_follows_the_sse_rules(chunks: tuple[bytes, ...], events: list[tuple[str, str]]) -> None:
+    assert framed(*chunks) == [ServerSentEvent(*event) for event in events]

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -137,10 +136,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(error, request.url.path)
 
 
-def create_app(
-    settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
-) -> Starlette:
-    """Build the relay. `upstream_transport` lets a caller route 1min.ai traffic elsewhere (benchmarks)."""
+def create_app(settings: Settings) -> Starlette:
+    """Build the relay."""
     metrics = RelayMetrics()
     request_listeners: list[RequestListener] = [write_access_line, metrics.observe]
 
@@ -150,7 +147,7 @@ def create_app(
         # before the first request is served, so no request pays for it (cut and counted answers need it).
         tokeniser = asyncio.create_task(load_encoding(), name="load-tokeniser")
         upstream_keys = UpstreamKeyPool(settings.onemin_api_keys)
-        upstream = OneMinClient(settings, transport=upstream_transport, keys=upstream_keys)
+        upstream = OneMinClient(settings, keys=upstream_keys)
         state = await open_state(settings)
         accounts = await open_accounts(settings)
         ledger = UsageLedger(

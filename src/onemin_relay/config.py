@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(120.0, gt=0, description="Read timeout for chat calls")
     upstream_media_timeout: float = Field(300.0, gt=0, description="Read timeout for image/audio features")
     upstream_max_retries: int = Field(2, ge=0, le=10)
-    upstream_max_connections: int = Field(200, gt=0)
+    upstream_max_in_flight: int = Field(
+        2048, gt=0, description="1min.ai calls (streams included) one process runs at once; more get a 503"
+    )
     upstream_max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
     upstream_breaker_failures: int = Field(5, ge=0, description="Failures in a row that open a circuit")
     upstream_breaker_cooldown: float = Field(30.0, gt=0, description="Seconds an open circuit fails fast")

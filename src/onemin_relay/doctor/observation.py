@@ -10,9 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
-
-from onemin_relay.upstream.client import OneMinClient
+from onemin_relay.upstream.client import OneMinClient, RawResponse
 from onemin_relay.upstream.errors import UpstreamError
 
 Shape = Literal["A", "B", "other", "none"]
@@ -97,7 +95,7 @@ def _error_code(body: Any) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def from_response(response: httpx.Response, raw: bytes) -> Observation:
+def from_response(response: RawResponse, raw: bytes) -> Observation:
     content_type = response.headers.get("content-type", "")
     body: Any = None
     if raw and "json" in content_type.lower():
@@ -106,8 +104,18 @@ def from_response(response: httpx.Response, raw: bytes) -> Observation:
         except ValueError:
             body = None
     headers = {name: response.headers[name] for name in _SHOWN_HEADERS if name in response.headers}
-    status = response.status_code
+    status = response.status
     return Observation(status, content_type, headers, body, raw, _error_code(body) if status >= 400 else None)
+
+
+async def read_body(response: RawResponse) -> bytes:
+    """The body, or its first `BODY_LIMIT` bytes and a little more."""
+    raw = b""
+    async for chunk in response.chunks:
+        raw += chunk
+        if len(raw) > BODY_LIMIT:
+            break
+    return raw
 
 
 def from_failure(error: UpstreamError) -> Observation:
@@ -121,13 +129,6 @@ async def observe(
     """Send one call and read its answer (bounded), whatever its status."""
     try:
         async with client.exchange(method, path, api_key, **kwargs) as response:
-            raw = b""
-            async for chunk in response.aiter_bytes():
-                raw += chunk
-                if len(raw) > BODY_LIMIT:
-                    break
-            return from_response(response, raw)
-    except UpstreamError as exc:
+            return from_response(response, await read_body(response))
+    except UpstreamError as exc:  # no answer, or its body failed part-way
         return from_failure(exc)
-    except httpx.RequestError as exc:
-        return Observation(0, error_code=type(exc).__name__)

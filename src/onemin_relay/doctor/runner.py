@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import httpx
-
 from onemin_relay.api.auth import key_hash
 from onemin_relay.config import Settings
 from onemin_relay.doctor import billed, free
@@ -64,14 +62,13 @@ async def run_doctor(
     *,
     progress: Callable[[Item], None] = lambda item: None,
     confirm: Callable[[int], Awaitable[bool]] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
     """Probe the service at `settings.onemin_api_url` and compare it with `options.assumed`.
 
     `confirm(credits)` is asked before any billed call unless `options.yes`; without it nothing is billed.
     """
     # No retries: a retried 429 or 5xx would hide exactly what the doctor is there to see.
-    client = OneMinClient(settings, transport=transport, retry=RetryPolicy(max_retries=0))
+    client = OneMinClient(settings, retry=RetryPolicy(max_retries=0))
     ctx = Context(client, api_key, options.assumed, Masker(api_key))
     report = Report(settings.onemin_api_url, key_hash(api_key), spent_credits=False)
 

@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from httpx_sse import EventSource, ServerSentEvent
-
-from onemin_relay.doctor.observation import BODY_LIMIT, Masker, Observation, from_failure, from_response
+from onemin_relay.doctor.observation import Masker, Observation, from_failure, from_response, read_body
 from onemin_relay.upstream.client import OneMinClient
 from onemin_relay.upstream.errors import UpstreamError
-from onemin_relay.upstream.sse import ChatEventDecoder, StreamEvent, classify
+from onemin_relay.upstream.sse import (
+    ChatEventDecoder,
+    ServerSentEvent,
+    StreamEvent,
+    classify,
+    server_sent_events,
+)
 
 MAX_EVENTS = 10_000
 
@@ -83,24 +87,19 @@ async def stream_chat(
             headers={"Accept": "text/event-stream"},
         ) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                raw = b""
-                async for chunk in response.aiter_bytes():
-                    raw += chunk
-                    if len(raw) > BODY_LIMIT:
-                        break
-                return StreamedChat(from_response(response, raw))
+                return StreamedChat(from_response(response, await read_body(response)))
             streamed = StreamedChat(from_response(response, b""))
-            response.encoding = "utf-8"
             try:
-                async for sse in EventSource(response).aiter_sse():
-                    streamed.events.append(sse)
-                    event = classify(sse)
-                    if len(streamed.events) >= MAX_EVENTS or (
-                        cut_after_content and event is not None and event.kind == "content"
-                    ):
-                        break
-            except httpx.RequestError as exc:
-                streamed.interrupted = type(exc).__name__
+                async with aclosing(server_sent_events(response.chunks)) as events:
+                    async for sse in events:
+                        streamed.events.append(sse)
+                        event = classify(sse)
+                        if len(streamed.events) >= MAX_EVENTS or (
+                            cut_after_content and event is not None and event.kind == "content"
+                        ):
+                            break
+            except UpstreamError as exc:
+                streamed.interrupted = exc.code
             return streamed
     except UpstreamError as exc:
         return StreamedChat(from_failure(exc))

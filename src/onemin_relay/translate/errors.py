@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from onemin_relay.errors import OpenAIError
-from onemin_relay.upstream.errors import UpstreamError, is_out_of_credits
+from onemin_relay.upstream.errors import RELAY_OVERLOADED, UpstreamError, is_out_of_credits
 
 _MODEL_CODES = frozenset({"UNSUPPORTED_MODEL", "MODEL_NOT_FOUND", "INVALID_MODEL", "MODEL_DISABLED"})
 _TIMEOUT_STATUSES = frozenset({504, 522, 524})
@@ -22,6 +22,8 @@ def openai_error_from_upstream(error: UpstreamError) -> OpenAIError:
     """Map any `UpstreamError` to the OpenAI error a client of the relay receives."""
     message = _message(error)
     code = error.code.upper()
+    if code == RELAY_OVERLOADED:  # the relay's own limit: nothing was sent to 1min.ai
+        return OpenAIError(503, message, code="relay_overloaded", headers=_retry_headers(error))
     if error.status == 401 or code in {"UNAUTHORIZED", "INVALID_API_KEY"}:
         return OpenAIError(
             401,

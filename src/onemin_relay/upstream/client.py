@@ -17,8 +17,9 @@ Billed calls: chat (JSON and stream) and features — upstream may charge for an
 | any other 4xx, disallowed URL, undecodable answer       | not retried   | not retried                  |
 | failure after a stream's body began                     | never retried: the caller already has part of it |
 | circuit open (`upstream/breaker.py`; nothing sent)      | not retried: 503 + Retry-After to the caller     |
+| `UPSTREAM_MAX_IN_FLIGHT` calls already running          | not sent: 503 RELAY_OVERLOADED + Retry-After     |
 
-`upstream/transport.py` makes aiohttp's failures fall into the right row.
+`upstream/http.py` says which row each aiohttp failure falls into.
 
 Key failover (AUTH_MODE keys/both, `upstream/keys.py`): when a key of the relay's own pool is refused
 as out of credits (402 / INSUFFICIENT_CREDITS) or rate limited (429), the next pool key takes the
@@ -28,35 +29,40 @@ failure keeps the rows above. A caller's own key (passthrough) never fails over.
 Timeouts: connect `upstream_connect_timeout`; read `upstream_timeout` (chat, results, models, assets)
 or `upstream_media_timeout` (features); a stream has no overall limit once its headers arrived, only
 `upstream_timeout` between bytes. Only the configured API host, asset host and the S3 forms of the
-asset bucket (where `temporaryUrl`s point) are ever contacted: a request hook checks every request,
-redirects included.
+asset bucket (where `temporaryUrl`s point) are ever contacted: every request is checked before it is
+sent, and downloads follow redirects by hand (at most `_MAX_REDIRECTS`), checking each hop.
+
+Calls in flight (`upstream_max_in_flight`): a call holds a slot from its first attempt until its answer
+is read (a stream: until it is closed); a call beyond the cap fails at once with 503 `RELAY_OVERLOADED`
+and `Retry-After`, before anything is sent. The connection pool itself has no cap, so nothing ever waits
+silently for a connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import quote, unquote
 
-import httpx
-from httpx_sse import EventSource
+import aiohttp
+import orjson
+from yarl import URL
 
-from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
 from onemin_relay.observability import current_record, note_credits, note_upstream_error, timing_upstream
 from onemin_relay.translate.credits import feature_credits
 from onemin_relay.translate.tokens import upstream_credits
 from onemin_relay.upstream.breaker import CIRCUIT_OPEN, Circuits
 from onemin_relay.upstream.errors import (
+    RELAY_OVERLOADED,
     UpstreamError,
     error_from_payload,
     error_from_response,
@@ -65,11 +71,18 @@ from onemin_relay.upstream.errors import (
     redact,
     short_message,
 )
+from onemin_relay.upstream.http import (
+    client_timeout,
+    nothing_sent,
+    open_session,
+    request_error,
+    stream_error,
+    unreadable,
+)
 from onemin_relay.upstream.keys import Balance, UpstreamKeyPool, balance_of, failover_reason, key_hash
 from onemin_relay.upstream.sse import DONE, StreamEvent, chat_events, record_text
-from onemin_relay.upstream.transport import aiohttp_transport
 
-__all__ = ["Asset", "OneMinClient", "RetryPolicy", "StreamEvent"]
+__all__ = ["Asset", "OneMinClient", "RawResponse", "RetryPolicy", "StreamEvent"]
 
 log = logging.getLogger("onemin_relay.upstream")
 
@@ -79,12 +92,21 @@ _JSON_BODY_LIMIT = 32 * 1024 * 1024  # the model catalogue is the largest JSON a
 _ERROR_BODY_LIMIT = 64 * 1024
 _UPLOAD_CHUNK = 256 * 1024
 _DRAIN_SECONDS = 0.5  # how long a finished stream may take to end its body before we just close it
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_OVERLOAD_RETRY_AFTER = 1
 _SENDABLE_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
 _SAFE_RESULT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # Characters left as they are when a storage key becomes a URL path; everything else is escaped.
 _KEY_SAFE_CHARS = "/~!$&'()*+,;=:@"
+# Characters left as they are in an absolute URL (existing %-escapes included): it is sent as given, so a
+# signed URL keeps its exact bytes; only what cannot appear in a URL at all (spaces, non-ASCII) is escaped.
+_URL_SAFE_CHARS = "!#$%&'()*+,/:;=?@[]~"
+_JSON = {"Accept": "application/json", "Content-Type": "application/json"}
+_SSE = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+_ANY = {"Accept": "*/*"}
 
 
 @dataclass(frozen=True)
@@ -118,55 +140,20 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
 
 
-# Failures that leave no answer at all: the circuit breaker counts them (with HTTP 5xx answers).
-_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
 def _may_retry(failure: Exception, *, billed: bool) -> bool:
-    if isinstance(failure, httpx.ConnectError | httpx.ConnectTimeout):
-        return True  # nothing reached upstream
     if isinstance(failure, UpstreamError):
         if failure.code == CIRCUIT_OPEN:
             return False  # the circuit says when to try again: Retry-After goes to the caller
         return failure.status == 429 or (not billed and failure.status >= 500)
-    retryable = httpx.ReadTimeout | httpx.WriteTimeout | httpx.NetworkError | httpx.RemoteProtocolError
-    return not billed and isinstance(failure, retryable)
+    assert isinstance(failure, aiohttp.ClientError)
+    return nothing_sent(failure) or (not billed and not unreadable(failure))
 
 
-def _request_error(exc: httpx.RequestError) -> UpstreamError:
-    """Name what happened without echoing httpx's text (it can carry URLs)."""
-    reason = {"reason": type(exc).__name__}
-    if not isinstance(exc, httpx.TransportError):  # a body that cannot be decoded, endless redirects
-        return UpstreamError(200, "INVALID_RESPONSE", "1min.ai's answer could not be read.", reason)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return UpstreamError(0, "TIMEOUT", "Connecting to 1min.ai timed out.", reason)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(0, "TIMEOUT", "1min.ai did not answer in time.", reason)
-    if isinstance(exc, httpx.ConnectError):
-        return UpstreamError(0, "CONNECT_ERROR", "Could not connect to 1min.ai.", reason)
-    return UpstreamError(0, "NETWORK_ERROR", "The connection to 1min.ai failed before it answered.", reason)
-
-
-def _stream_error(exc: httpx.RequestError) -> UpstreamError:
-    if not isinstance(exc, httpx.TransportError):  # e.g. a body that cannot be decompressed
-        return _request_error(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(
-            0, "TIMEOUT", "1min.ai stopped sending data mid-stream.", {"reason": "ReadTimeout"}
-        )
-    return UpstreamError(
-        0,
-        "STREAM_INTERRUPTED",
-        "The connection to 1min.ai dropped mid-stream.",
-        {"reason": type(exc).__name__},
-    )
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The body, or None as soon as it grows past `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    while chunk := await response.content.readany():
         size += len(chunk)
         if size > limit:
             return None
@@ -174,26 +161,24 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    while size < limit and (chunk := await response.content.readany()):
         chunks.append(chunk)
         size += len(chunk)
-        if size >= limit:
-            break
     return b"".join(chunks)[:limit]
 
 
 def _decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except ValueError:
         raise invalid_response("1min.ai answered with a body that is not JSON.") from None
 
 
-def _media_type(response: httpx.Response) -> str:
-    value = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+def _media_type(headers: Mapping[str, str]) -> str:
+    value = headers.get("Content-Type", "").partition(";")[0].strip().lower()
     return value if _MEDIA_TYPE.match(value) else "application/octet-stream"
 
 
@@ -260,7 +245,7 @@ def _noted(error: UpstreamError) -> UpstreamError:
 
 
 def _form_quote(value: str) -> str:
-    """A multipart parameter value, escaped the way browsers (and httpx) do."""
+    """A multipart parameter value, escaped the way browsers do."""
     return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -308,44 +293,54 @@ class _AssetBody:
         yield self._tail
 
 
-class OneMinClient:
-    """Every 1min.ai call the relay makes, over one pooled `httpx.AsyncClient` on aiohttp's pool.
+@dataclass(frozen=True)
+class RawResponse:
+    """An answer as received (`OneMinClient.exchange`): status, headers, and the body as it arrives.
 
-    `transport` routes the traffic elsewhere (tests, benchmarks) instead of `aiohttp_transport`;
+    Iterating `chunks` raises UpstreamError (TIMEOUT, STREAM_INTERRUPTED, INVALID_RESPONSE) if the body
+    fails part-way."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive
+    chunks: AsyncIterator[bytes]
+
+
+class OneMinClient:
+    """Every 1min.ai call the relay makes, over one pooled `aiohttp.ClientSession` (`upstream/http.py`).
+
     `retry` replaces the retry pacing; `keys` is the relay's own key pool, whose keys fail over to each
     other (`upstream/keys.py`).
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        keys: UpstreamKeyPool | None = None,
+        self, settings: Settings, *, retry: RetryPolicy | None = None, keys: UpstreamKeyPool | None = None
     ) -> None:
         self._settings = settings
         self._keys = keys or UpstreamKeyPool(())
         self._balances: dict[str, Balance] = {}  # key hash → the credit its last record showed
         self._retry = retry or RetryPolicy(max_retries=settings.upstream_max_retries)
         self.circuits = Circuits(settings.upstream_breaker_failures, settings.upstream_breaker_cooldown)
-        api, assets = httpx.URL(settings.onemin_api_url), httpx.URL(settings.onemin_asset_url)
+        api, assets = URL(settings.onemin_api_url), URL(settings.onemin_asset_url)
+        # Settings accepts only http(s)://host… URLs
+        assert api.host is not None
+        assert assets.host is not None
         self._origins = {(api.scheme, api.host, api.port), (assets.scheme, assets.host, assets.port)}
         self._api_origin = (api.scheme, api.host, api.port)
+        self._api_base = settings.onemin_api_url.rstrip("/")
         self._asset_base = settings.onemin_asset_url.rstrip("/")
         bucket = re.escape(assets.host)
         self._bucket_host = re.compile(rf"^{bucket}\.s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
         self._bucket_path_prefix = f"/{assets.host}/"
-        self._http = httpx.AsyncClient(
-            base_url=settings.onemin_api_url,
-            transport=transport or aiohttp_transport(settings),  # pools `upstream_max_connections`
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
-            event_hooks={"request": [self._check_destination]},
-        )
+        self._chat_url = self._api_url("/api/chat-with-ai")
+        self._chat_stream_url = self._chat_url.with_query(isStreaming="true")
+        self._features_url = self._api_url("/api/features")
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._session: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
+        self._in_flight = 0
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def balances(self) -> list[Balance]:
         """The credit of each of the relay's own keys as 1min.ai last reported it (for the dashboard)."""
@@ -361,7 +356,7 @@ class OneMinClient:
     async def chat(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /api/chat-with-ai → the aiRecord; FAILED status or no answer text → UpstreamError."""
         record, _ = await self._post_billed(
-            "/api/chat-with-ai", api_key, payload, read_timeout=self._settings.upstream_timeout, what="chat"
+            self._chat_url, api_key, payload, read_timeout=self._settings.upstream_timeout, what="chat"
         )
         _note_credits(record)
         _check_succeeded(record)
@@ -387,33 +382,27 @@ class OneMinClient:
     async def _chat_stream(
         self, api_key: str, payload: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        def build(key: str | None) -> httpx.Request:
-            return self._request(
-                "POST",
-                "/api/chat-with-ai",
-                key,
-                read_timeout=self._settings.upstream_timeout,
-                params={"isStreaming": "true"},
-                json=payload,
-                headers={"Accept": "text/event-stream"},
-            )
+        body = orjson.dumps(payload)
+        read_timeout = self._settings.upstream_timeout
 
         # The whole exchange is upstream time: until its end 1min.ai is what the caller waits on.
-        with _masking(api_key), timing_upstream():
+        with self._call_slot(), _masking(api_key), timing_upstream():
             response, used = await self._with_retries(
                 "POST /api/chat-with-ai?isStreaming=true",
-                lambda key: self._open(build(key), key),
+                lambda key: self._open(
+                    "POST", self._chat_stream_url, key, read_timeout=read_timeout, headers=_SSE, data=body
+                ),
                 billed=True,
                 api_key=api_key,
             )
             try:
-                if _media_type(response) == "text/event-stream":
+                if _media_type(response.headers) == "text/event-stream":
                     stream = _SseStream(response, used or api_key, self._note_balance)
                     try:
                         yield stream.events
                         await stream.drain()  # only on a normal exit: a failure or a cancel just closes
                     finally:
-                        await stream.aclose()
+                        await stream.events.aclose()
                 else:
                     events = await _json_stream_events(response)
                     try:
@@ -421,7 +410,7 @@ class OneMinClient:
                     finally:
                         await events.aclose()
             finally:
-                await response.aclose()
+                response.release()  # pools the connection only if the body was read to its end
 
     async def feature(self, api_key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /api/features → the finished aiRecord.
@@ -432,7 +421,7 @@ class OneMinClient:
         """
         deadline = time.monotonic() + self._settings.upstream_media_timeout
         record, api_key = await self._post_billed(
-            "/api/features",
+            self._features_url,
             api_key,
             payload,
             read_timeout=self._settings.upstream_media_timeout,
@@ -461,7 +450,7 @@ class OneMinClient:
         with _masking(api_key):
             body, _ = await self._json_call(
                 "GET",
-                f"/api/results/{uuid}",
+                self._api_url(f"/api/results/{uuid}"),
                 api_key,
                 billed=False,
                 read_timeout=self._settings.upstream_timeout,
@@ -478,12 +467,12 @@ class OneMinClient:
         upload = _AssetBody(filename, content, content_type)
         body, _ = await self._json_call(
             "POST",
-            "/api/assets",
+            self._api_url("/api/assets"),
             api_key,
             billed=False,
             read_timeout=self._settings.upstream_timeout,
-            content=upload.chunks,
             headers=upload.headers(),
+            data=upload.chunks,
         )
         file = body.get("fileContent") if isinstance(body, dict) else None
         if not isinstance(file, dict):
@@ -507,11 +496,10 @@ class OneMinClient:
         """GET /models?feature=… (public, no key) → the catalogue entries."""
         body, _ = await self._json_call(
             "GET",
-            "/models",
+            self._api_url("/models").with_query(feature=feature),
             None,
             billed=False,
             read_timeout=self._settings.upstream_timeout,
-            params={"feature": feature},
         )
         entries = body.get("models") if isinstance(body, dict) else None
         if not isinstance(entries, list):
@@ -525,26 +513,45 @@ class OneMinClient:
         api_key: str | None,
         *,
         read_timeout: float | None = None,
-        **kwargs: Any,
-    ) -> AbstractAsyncContextManager[httpx.Response]:
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[RawResponse]:
         """One call as sent, answered as received: no retries, no status check, the body left unread.
 
         For `1min-relay doctor`, which reports what 1min.ai said rather than the relay's reading of it.
-        `kwargs` are httpx's (`json`, `params`, `headers`); the key and destination rules still apply.
+        The key, destination and in-flight rules still apply; a failure before the answer raises
+        UpstreamError.
         """
+        url = self._api_url(path)
+        if params:
+            url = url.with_query(params)
+        sent = {**({} if json is None else _JSON), **(headers or {})}
+        body = None if json is None else orjson.dumps(json)
         timeout = self._settings.upstream_timeout if read_timeout is None else read_timeout
-        return self._exchange(self._request(method, path, api_key, read_timeout=timeout, **kwargs))
+        return self._exchange(method, url, api_key, timeout, sent, body)
 
     @asynccontextmanager
-    async def _exchange(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx.RequestError as exc:
-            raise _request_error(exc) from None
-        try:
-            yield response
-        finally:
-            await response.aclose()
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        api_key: str | None,
+        read_timeout: float,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> AsyncIterator[RawResponse]:
+        with self._call_slot():
+            try:
+                response = await self._send(method, url, api_key, read_timeout, headers, body)
+            except aiohttp.ClientError as exc:
+                raise request_error(exc) from None
+            chunks = _body_chunks(response)
+            try:
+                yield RawResponse(response.status, response.headers, chunks)
+            finally:
+                await chunks.aclose()
+                response.release()
 
     # --- assets on the CDN ----------------------------------------------------------------------
 
@@ -561,23 +568,23 @@ class OneMinClient:
         url = self._resolve(key_or_url)
 
         async def attempt(_: str | None) -> tuple[bytes, str]:
-            response = await self._open(self._download_request(url), None, follow_redirects=True)
+            response = await self._open_download(url)
             try:
-                declared = response.headers.get("content-length", "")
+                declared = response.headers.get("Content-Length", "")
                 body = (
                     None
                     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes
                     else await _read_capped(response, max_bytes)
                 )
             finally:
-                await response.aclose()
+                response.release()
             if body is None:
                 raise UpstreamError(
-                    response.status_code, "TOO_LARGE", f"The asset is larger than {max_bytes} bytes."
+                    response.status, "TOO_LARGE", f"The asset is larger than {max_bytes} bytes."
                 )
-            return body, _media_type(response)
+            return body, _media_type(response.headers)
 
-        with timing_upstream():
+        with self._call_slot(), timing_upstream():
             return (await self._with_retries(f"GET {url.host}", attempt, billed=False, api_key=None))[0]
 
     def stream_download(
@@ -593,121 +600,169 @@ class OneMinClient:
     @asynccontextmanager
     async def _stream_download(self, key_or_url: str) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
         url = self._resolve(key_or_url)
-        with timing_upstream():  # until the body is relayed: a slow client holds the exchange open too
+        # Until the body is relayed: a slow client holds the exchange open too.
+        with self._call_slot(), timing_upstream():
             response, _ = await self._with_retries(
-                f"GET {url.host}",
-                lambda _: self._open(self._download_request(url), None, follow_redirects=True),
-                billed=False,
-                api_key=None,
+                f"GET {url.host}", lambda _: self._open_download(url), billed=False, api_key=None
             )
             try:
-                chunks = self._body_chunks(response)
+                chunks = _body_chunks(response)
                 try:
-                    yield _media_type(response), chunks
+                    yield _media_type(response.headers), chunks
                 finally:
                     await chunks.aclose()
             finally:
-                await response.aclose()
+                response.release()
 
     # --- plumbing -------------------------------------------------------------------------------
 
-    def _timeout(self, read: float) -> httpx.Timeout:
-        s = self._settings
-        return httpx.Timeout(
-            connect=s.upstream_connect_timeout,
-            read=read,
-            write=s.upstream_media_timeout,
-            pool=s.upstream_timeout,
-        )
+    def _api_url(self, path: str) -> URL:
+        return URL(self._api_base + path)
 
-    def _request(
-        self, method: str, path: str, api_key: str | None, *, read_timeout: float, **kwargs: Any
-    ) -> httpx.Request:
-        headers = dict(kwargs.pop("headers", None) or {})
+    @contextmanager
+    def _call_slot(self) -> Iterator[None]:
+        """Hold one of the `upstream_max_in_flight` slots for a call, or refuse it before anything is sent."""
+        if self._in_flight >= self._settings.upstream_max_in_flight:
+            raise UpstreamError(
+                503,
+                RELAY_OVERLOADED,
+                "The relay is already running as many 1min.ai calls as it is configured for.",
+                retry_after=_OVERLOAD_RETRY_AFTER,
+                headers={"Retry-After": str(_OVERLOAD_RETRY_AFTER)},
+            )
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        api_key: str | None,
+        read_timeout: float,
+        headers: Mapping[str, str],
+        data: Any = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request to an allowed destination; raises aiohttp's exceptions as they come."""
+        if not self._allowed(url):
+            raise _disallowed(url.host or "")
         if api_key is not None:
             if not _SENDABLE_KEY.match(api_key):
-                # httpx would name the bad header value in its exception: refuse before it sees the key.
+                # aiohttp would name the bad header value in its exception: refuse before it sees the key.
                 raise UpstreamError(
                     0, "INVALID_API_KEY", "The API key contains characters that cannot be sent."
                 )
-            headers["API-KEY"] = api_key
-        content = kwargs.pop("content", None)
-        return self._http.build_request(
-            method,
-            path,
-            headers=headers,
-            timeout=self._timeout(read_timeout),
-            content=content() if callable(content) else content,
-            **kwargs,
-        )
-
-    def _download_request(self, url: httpx.URL) -> httpx.Request:
-        return self._http.build_request(
-            "GET", url, headers={"Accept": "*/*"}, timeout=self._timeout(self._settings.upstream_timeout)
+            headers = {**headers, "API-KEY": api_key}
+        if self._session is None:
+            self._session = open_session()
+        if (timeouts := self._timeouts.get(read_timeout)) is None:
+            timeouts = self._timeouts[read_timeout] = client_timeout(
+                connect=self._settings.upstream_connect_timeout, read=read_timeout
+            )
+        return await self._session.request(
+            method, url, headers=headers, data=data, timeout=timeouts, allow_redirects=False
         )
 
     async def _open(
-        self, request: httpx.Request, api_key: str | None, *, follow_redirects: bool = False
-    ) -> httpx.Response:
+        self,
+        method: str,
+        url: URL,
+        api_key: str | None,
+        *,
+        read_timeout: float,
+        headers: Mapping[str, str] = _JSON,
+        data: bytes | Callable[[], AsyncIterator[bytes]] | None = None,
+        follow_redirects: bool = False,
+    ) -> aiohttp.ClientResponse:
         """One attempt: send, and turn a non-2xx answer into its UpstreamError (body read, bounded).
 
-        The host's circuit breaker may refuse the attempt before anything is sent (CIRCUIT_OPEN)."""
-        with self.circuits.attempt(self._circuit_of(request.url)) as verdict:
-            try:
-                response = await self._http.send(request, stream=True, follow_redirects=follow_redirects)
-            except _NO_ANSWER as exc:
-                if not isinstance(exc, httpx.PoolTimeout):  # our own pool being full says nothing of 1min.ai
+        The endpoint's circuit breaker may refuse the attempt before anything is sent (CIRCUIT_OPEN).
+        With `follow_redirects` (a GET), each redirect is checked like any other destination, and
+        followed at most `_MAX_REDIRECTS` times."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            with self.circuits.attempt(self._circuit_of(url)) as verdict:
+                try:
+                    response = await self._send(
+                        method, url, api_key, read_timeout, headers, data() if callable(data) else data
+                    )
+                except aiohttp.ClientError:
                     verdict.failed()
-                raise
-            if response.status_code >= 500:
-                verdict.failed()
-            else:
-                verdict.succeeded()
-        if response.is_success:
+                    raise
+                if response.status >= 500:
+                    verdict.failed()
+                else:
+                    verdict.succeeded()
+            location = response.headers.get("Location")
+            if not (follow_redirects and response.status in _REDIRECTS and location is not None):
+                break
+            response.release()
+            url = self._redirect_target(url, location)
+        else:
+            raise UpstreamError(
+                200, "INVALID_RESPONSE", f"1min.ai redirected more than {_MAX_REDIRECTS} times in a row."
+            )
+        if 200 <= response.status < 300:
             return response
         try:
             body = await _read_prefix(response, _ERROR_BODY_LIMIT)
-        except httpx.RequestError:
+        except aiohttp.ClientError:
             body = b""
         finally:
-            await response.aclose()
-        raise error_from_response(response.status_code, response.headers, body, secret=api_key or "")
+            response.release()
+        raise error_from_response(response.status, response.headers, body, secret=api_key or "")
 
-    def _circuit_of(self, url: httpx.URL) -> str:
+    async def _open_download(self, url: URL) -> aiohttp.ClientResponse:
+        read_timeout = self._settings.upstream_timeout
+        return await self._open(
+            "GET", url, None, read_timeout=read_timeout, headers=_ANY, follow_redirects=True
+        )
+
+    def _circuit_of(self, url: URL) -> str:
         """Which circuit an attempt belongs to: one per 1min.ai endpoint (`api.1min.ai/api/chat-with-ai`,
         `api.1min.ai/models`), so a failing catalogue does not stop chats; one per asset host."""
-        if (url.scheme, url.host, url.port) != self._api_origin:
-            return url.host
+        host = url.host or ""
+        if (url.scheme, host, url.port) != self._api_origin:
+            return host
         segments = url.path.split("/")
-        return url.host + "/".join(segments[:3] if segments[1:2] == ["api"] else segments[:2])
+        return host + "/".join(segments[:3] if segments[1:2] == ["api"] else segments[:2])
 
     async def _json_call(
-        self, method: str, path: str, api_key: str | None, *, billed: bool, read_timeout: float, **kwargs: Any
+        self,
+        method: str,
+        url: URL,
+        api_key: str | None,
+        *,
+        billed: bool,
+        read_timeout: float,
+        headers: Mapping[str, str] = _JSON,
+        data: bytes | Callable[[], AsyncIterator[bytes]] | None = None,
     ) -> tuple[Any, str | None]:
         """→ (decoded body, the key that got it: `api_key` or, after a failover, another pool key)."""
 
         async def attempt(key: str | None) -> Any:
             response = await self._open(
-                self._request(method, path, key, read_timeout=read_timeout, **kwargs), key
+                method, url, key, read_timeout=read_timeout, headers=headers, data=data
             )
             try:
                 body = await _read_capped(response, _JSON_BODY_LIMIT)
             finally:
-                await response.aclose()
+                response.release()
             if body is None:
                 raise invalid_response("1min.ai's answer is implausibly large.")
             return _decode_json(body)
 
-        with timing_upstream():
-            return await self._with_retries(f"{method} {path}", attempt, billed=billed, api_key=api_key)
+        with self._call_slot(), timing_upstream():
+            return await self._with_retries(f"{method} {url.path}", attempt, billed=billed, api_key=api_key)
 
     async def _post_billed(
-        self, path: str, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
+        self, url: URL, api_key: str, payload: dict[str, Any], *, read_timeout: float, what: str
     ) -> tuple[dict[str, Any], str]:
         """POST a billed call (chat, feature) → (its aiRecord, not yet checked for success; the key used)."""
         with _masking(api_key):
             body, used = await self._json_call(
-                "POST", path, api_key, billed=True, read_timeout=read_timeout, json=payload
+                "POST", url, api_key, billed=True, read_timeout=read_timeout, data=orjson.dumps(payload)
             )
         used = used or api_key
         with _masking(used):
@@ -729,8 +784,8 @@ class OneMinClient:
                 return await attempt(key), key
             except UpstreamError as exc:
                 failure = error = exc
-            except httpx.RequestError as exc:
-                failure, error = exc, _request_error(exc)
+            except aiohttp.ClientError as exc:
+                failure, error = exc, request_error(exc)
             note_upstream_error(error.status, error.code)
             if key is not None and (other := self._keys.failover(key, error, tried)) is not None:
                 log.warning(
@@ -762,21 +817,14 @@ class OneMinClient:
             )
             await self._retry.sleep(delay)
 
-    async def _body_chunks(self, response: httpx.Response) -> AsyncGenerator[bytes, None]:
-        try:
-            async for chunk in response.aiter_bytes():
-                yield chunk
-        except httpx.RequestError as exc:
-            raise _noted(_stream_error(exc)) from exc
-
     # --- where we may go --------------------------------------------------------------------------
 
-    def _allowed(self, url: httpx.URL) -> bool:
-        if ".." in url.path.split("/") or url.userinfo:
+    def _allowed(self, url: URL) -> bool:
+        if ".." in url.path.split("/") or url.user is not None or url.password is not None:
             return False
         if (url.scheme, url.host, url.port) in self._origins:
             return True
-        if url.scheme != "https" or url.port is not None:
+        if url.scheme != "https" or url.port != 443 or url.host is None:
             return False
         # Pre-signed `temporaryUrl`s: virtual-hosted or path-style S3 URLs of the asset bucket.
         if self._bucket_host.match(url.host):
@@ -784,26 +832,40 @@ class OneMinClient:
         path_style = re.match(r"^s3([.-][a-z0-9-]+)?\.amazonaws\.com$", url.host)
         return path_style is not None and url.path.startswith(self._bucket_path_prefix)
 
-    async def _check_destination(self, request: httpx.Request) -> None:
-        if not self._allowed(request.url):
-            raise _disallowed(request.url.host)
-
-    def _resolve(self, key_or_url: str) -> httpx.URL:
+    def _resolve(self, key_or_url: str) -> URL:
         value = key_or_url.strip()
         if not value or "\\" in value or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
             raise _disallowed("")
         if _HAS_SCHEME.match(value) or value.startswith("//"):
-            try:
-                url = httpx.URL(value)
-            except httpx.InvalidURL:
-                raise _disallowed("") from None
+            url = _parse_url(value)
+            if url is None:
+                raise _disallowed("")
             if not self._allowed(url):
-                raise _disallowed(url.host)
+                raise _disallowed(url.host or "")
             return url
         key = value.lstrip("/")
         if any(unquote(segment) in (".", "..") for segment in key.split("/")):  # decoded: be safe twice
             raise _disallowed("")
-        return httpx.URL(f"{self._asset_base}/{quote(key, safe=_KEY_SAFE_CHARS)}")
+        return URL(f"{self._asset_base}/{quote(key, safe=_KEY_SAFE_CHARS)}", encoded=True)
+
+    def _redirect_target(self, url: URL, location: str) -> URL:
+        """Where a redirect points, resolved against the URL that answered it; only an allowed place."""
+        target = _parse_url(location)
+        if target is None:
+            raise _disallowed("")
+        if not target.is_absolute():
+            target = url.join(target)
+        if not self._allowed(target):
+            raise _disallowed(target.host or "")
+        return target
+
+
+def _parse_url(value: str) -> URL | None:
+    """`value` as a URL sent byte for byte as given (characters no URL may hold escaped), or None."""
+    try:
+        return URL(quote(value, safe=_URL_SAFE_CHARS), encoded=True)
+    except ValueError:
+        return None
 
 
 def _disallowed(host: str) -> UpstreamError:
@@ -811,14 +873,24 @@ def _disallowed(host: str) -> UpstreamError:
     return UpstreamError(0, "DISALLOWED_URL", f"Refusing an asset location outside the 1min.ai hosts{where}.")
 
 
+async def _body_chunks(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    try:
+        while chunk := await response.content.readany():
+            yield chunk
+    except aiohttp.ClientError as exc:
+        raise _noted(stream_error(exc)) from exc
+
+
 class _SseStream:
     """One upstream SSE body: its decoded events, and a clean end that keeps the connection pooled."""
 
     def __init__(
-        self, response: httpx.Response, api_key: str, note_balance: Callable[[str, dict[str, Any]], None]
+        self,
+        response: aiohttp.ClientResponse,
+        api_key: str,
+        note_balance: Callable[[str, dict[str, Any]], None],
     ) -> None:
-        response.encoding = "utf-8"  # SSE is always UTF-8, whatever charset the header claims
-        self._sse = EventSource(response).aiter_sse()
+        self._content = response.content
         self._api_key = api_key
         self._note_balance = note_balance
         self._finished = False
@@ -826,7 +898,8 @@ class _SseStream:
 
     async def _events(self) -> AsyncGenerator[StreamEvent, None]:
         try:
-            async for event in chat_events(self._sse):
+            # Each chunk as it arrives (aiohttp's `iter_any`), so events are never held back.
+            async for event in chat_events(self._content.iter_any()):
                 if event.kind == "error":  # upstream text, shown to the end user: short, and never the key
                     event = StreamEvent("error", short_message(event.text, secret=self._api_key))
                     note_upstream_error(200, "STREAM_ERROR")
@@ -835,37 +908,33 @@ class _SseStream:
                     self._note_balance(self._api_key, event.record)
                 self._finished = event.kind in ("done", "error")
                 yield event
-        except httpx.RequestError as exc:
-            raise _noted(_stream_error(exc)) from exc
+        except aiohttp.ClientError as exc:
+            raise _noted(stream_error(exc)) from exc
 
     async def drain(self) -> None:
         """After a finished answer, read the few bytes that end the body (bounded in time).
 
-        A body left unread makes httpx close the connection instead of pooling it, which would cost a
-        new TCP + TLS handshake for the next chat. An unfinished answer is never drained: closing it is
-        what cancels the generation upstream.
+        aiohttp pools a connection only once its response was read to the end; otherwise it closes it,
+        and the next chat would pay a new TCP + TLS handshake. An unfinished answer is never drained:
+        closing it is what cancels the generation upstream.
         """
         if not self._finished:
             return
-        with suppress(TimeoutError, httpx.RequestError):
+        with suppress(TimeoutError, aiohttp.ClientError):
             async with asyncio.timeout(_DRAIN_SECONDS):
-                async for _ in self._sse:
+                while await self._content.readany():
                     pass
 
-    async def aclose(self) -> None:
-        await self.events.aclose()
-        await self._sse.aclose()
 
-
-async def _json_stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+async def _json_stream_events(response: aiohttp.ClientResponse) -> AsyncGenerator[StreamEvent, None]:
     """A JSON answer to a streaming request: an error (raised), or a whole record replayed as events."""
-    media_type = _media_type(response)
+    media_type = _media_type(response.headers)
     if media_type != "application/json":
         raise invalid_response(f"1min.ai answered the stream with {media_type} instead of text/event-stream.")
     try:
         body = await _read_capped(response, _JSON_BODY_LIMIT)
-    except httpx.RequestError as exc:
-        raise _noted(_stream_error(exc)) from exc
+    except aiohttp.ClientError as exc:
+        raise _noted(stream_error(exc)) from exc
     record = _required_record(_decode_json(body or b""), "stream")
     _note_credits(record)
     _check_succeeded(record)

@@ -17,6 +17,7 @@ Codes produced by the client (besides the upstream's own, e.g. `UNAUTHORIZED`, `
 - `TOO_LARGE`        a download exceeded the caller's byte limit.
 - `DISALLOWED_URL`   a URL outside the configured 1min.ai hosts was asked for (never fetched).
 - `INVALID_API_KEY`  the key cannot be sent in an HTTP header at all (status 0, nothing sent).
+- `RELAY_OVERLOADED` the relay already runs `UPSTREAM_MAX_IN_FLIGHT` calls (status 503, nothing sent).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+RELAY_OVERLOADED = "RELAY_OVERLOADED"
 
 # Upstream text is shown to end users: keep it short, and never let a page of HTML through.
 _MAX_MESSAGE_CHARS = 500

@@ -1,8 +1,16 @@
-"""Decoding 1min.ai's chat stream: SSE events → `StreamEvent`s, tolerant of every quirk seen live.
+"""Decoding 1min.ai's chat stream: bytes → SSE events → `StreamEvent`s, tolerant of every quirk seen live.
 
-Byte-level framing (line endings, multi-line `data:`, `:` comments, events split across network chunks
-anywhere, including inside a multi-byte UTF-8 character) is done by httpx's incremental text decoder
-and `httpx-sse`. This module adds what is specific to 1min.ai (reference §3.6):
+`EventStreamDecoder` frames the bytes by the SSE spec's rules: a line ends with LF, CRLF or a lone CR
+(a CRLF split between two network chunks included); the `data:` lines of one event are joined with `\n`;
+a blank line ends the event; `:` starts a comment; one space after a field's colon is dropped; a line
+without a colon is a field with an empty value; `id` and `retry` are ignored (the relay never
+reconnects). It splits bytes, not text: UTF-8 never uses the bytes of CR or LF inside a multi-byte
+character, so a chunk boundary anywhere is harmless, and a value is decoded (invalid UTF-8 → U+FFFD)
+once its line is whole, whatever charset the response claims. As httpx-sse did before it, an event with
+a name but no data is still delivered, an event without a name is a `message`, and an unfinished event at
+the end of the body is dropped; a byte-order mark is not stripped (1min.ai sends none).
+
+On top of the framing, what is specific to 1min.ai (reference §3.6):
 
 - event names: `content` (or no `event:` line at all), `result`, `done`, `error`; others are ignored;
 - `data: [DONE]` ends the stream whatever the event name;
@@ -21,14 +29,60 @@ The sequence a consumer sees: any number of `content`, at most one `result`, the
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from httpx_sse import ServerSentEvent
+import orjson
 
 from onemin_relay.upstream.errors import UpstreamError
+
+
+class ServerSentEvent(NamedTuple):
+    """One framed SSE event (a tuple: it is made for every event of every stream)."""
+
+    event: str  # "message" when the event had no `event:` line
+    data: str
+
+
+class EventStreamDecoder:
+    """Incremental SSE framing: `feed(chunk)` → the events that chunk completed, in order."""
+
+    def __init__(self) -> None:
+        self._tail = b""  # the unfinished last line
+        self._skip_lf = False  # the previous chunk ended with CR: an LF starting this one belongs to it
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            self._skip_lf = chunk[-1] == 0x0D
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in chunk:
+            self._tail += chunk
+            return []
+        lines = (self._tail + chunk).split(b"\n")
+        self._tail = lines.pop()
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                if self._event or self._data:
+                    events.append(ServerSentEvent(self._event or "message", "\n".join(self._data)))
+                    self._event, self._data = "", []
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                self._data.append(value.decode("utf-8", "replace"))
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+            # anything else: a comment (empty name), `id`, `retry` or an unknown field, all ignored
+        return events
 
 
 @dataclass(frozen=True)
@@ -57,7 +111,7 @@ def record_text(record: dict[str, Any]) -> str | None:
 
 def _json_object(data: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(data)
+        value = orjson.loads(data)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -78,7 +132,7 @@ def classify(sse: ServerSentEvent) -> StreamEvent | None:
     """One SSE event → one StreamEvent (or None for events that carry nothing for the relay)."""
     if sse.data.strip() == "[DONE]":
         return DONE
-    name = sse.event  # httpx-sse reports a missing `event:` line as "message"
+    name = sse.event  # "message" when the event had no `event:` line
     if name in ("content", "message"):
         payload = _json_object(sse.data)
         if payload is None:
@@ -173,13 +227,23 @@ class ChatEventDecoder:
         return [DONE]
 
 
-async def chat_events(sse_events: AsyncIterable[ServerSentEvent]) -> AsyncIterator[StreamEvent]:
-    """Decode a whole stream; stops right after the terminal `done`/`error` without reading further."""
+async def server_sent_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
+    """The SSE events of a body, as its chunks arrive."""
+    decoder = EventStreamDecoder()
+    async for chunk in chunks:
+        for sse in decoder.feed(chunk):
+            yield sse
+
+
+async def chat_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[StreamEvent]:
+    """Decode a whole stream body; stops right after the terminal `done`/`error` without reading further."""
+    framing = EventStreamDecoder()
     decoder = ChatEventDecoder()
-    async for sse in sse_events:
-        for event in decoder.decode(sse):
-            yield event
-        if decoder.finished:
-            return
+    async for chunk in chunks:
+        for sse in framing.feed(chunk):
+            for event in decoder.decode(sse):
+                yield event
+            if decoder.finished:
+                return
     for event in decoder.finish():
         yield event

@@ -1,8 +1,9 @@
-"""The production upstream transport (httpx on aiohttp) against raw loopback sockets.
+"""OneMinClient's aiohttp plumbing (`upstream/http.py`) against raw loopback sockets.
 
-What matters is that each socket-level failure surfaces as the httpx error the client's retry rules
-assume: connect errors only when nothing was sent, so a billed chat is never sent twice. The retry
-table itself is exercised over this transport by `test_upstream_client.py` (its client is the default).
+What matters is that each socket-level failure lands in the right row of the retry table: "not sent"
+only when nothing was sent, so a billed chat is never sent twice. The rest of the table is exercised by
+`test_upstream_client.py`. Also here: events reach the caller as they arrive, and how many calls may run
+at once (`UPSTREAM_MAX_IN_FLIGHT`, with no cap on the connection pool below it).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import asyncio
 import json
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from onemin_relay.config import Settings
+from onemin_relay.serving import BackgroundServer
+from onemin_relay.upstream.breaker import CircuitState
 from onemin_relay.upstream.client import OneMinClient, RetryPolicy, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
-from onemin_relay.upstream.transport import aiohttp_transport
-from tests.harness import upstream_settings
+from tests.harness import KEY_A, SimulatorHandle, upstream_settings
 
 KEY = "sk-test-transport-key-0001"
 CHAT = {"type": "UNIFY_CHAT_WITH_AI", "model": "gpt-4o-mini", "promptObject": {"prompt": "hi"}}
@@ -107,12 +110,6 @@ async def upstream() -> AsyncIterator[tuple[RawUpstream, str]]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=aiohttp_transport(Settings())) as client:
-        yield client
-
-
-@pytest.fixture
 def waits() -> list[float]:
     """The waits between retries, recorded instead of spent."""
     return []
@@ -125,9 +122,9 @@ async def make_client(waits: list[float]) -> AsyncIterator[Callable[..., OneMinC
     async def no_wait(seconds: float) -> None:
         waits.append(seconds)
 
-    def make(url: str, **overrides: Any) -> OneMinClient:
+    def make(url: str, max_retries: int = 2, **overrides: Any) -> OneMinClient:
         client = OneMinClient(
-            upstream_settings(url, **overrides), retry=RetryPolicy(max_retries=2, sleep=no_wait)
+            upstream_settings(url, **overrides), retry=RetryPolicy(max_retries=max_retries, sleep=no_wait)
         )
         made.append(client)
         return client
@@ -163,62 +160,51 @@ def unanswered_port() -> Iterator[int]:
 # --- before the request is sent: connect errors -----------------------------------------------------
 
 
-async def test_a_refused_connection_is_a_connect_error(http: httpx.AsyncClient) -> None:
-    with pytest.raises(httpx.ConnectError):
-        await http.get(f"http://127.0.0.1:{_closed_port()}/")
+async def test_a_billed_chat_that_was_refused_a_connection_is_retried(
+    make_client: Callable[..., OneMinClient], waits: list[float]
+) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        await make_client(f"http://127.0.0.1:{_closed_port()}").chat(KEY, CHAT)
+    assert (caught.value.status, caught.value.code) == (0, "CONNECT_ERROR")
+    assert len(waits) == 2  # three attempts: nothing was sent, so nothing can have run
 
 
-async def test_the_connect_timeout_bounds_the_connect(http: httpx.AsyncClient, unanswered_port: int) -> None:
-    with pytest.raises(httpx.ConnectTimeout):
-        await http.get(f"http://127.0.0.1:{unanswered_port}/", timeout=httpx.Timeout(30.0, connect=0.3))
-
-
-async def test_a_billed_chat_that_could_not_connect_is_retried(
+async def test_a_billed_chat_that_could_not_connect_in_time_is_retried(
     make_client: Callable[..., OneMinClient], unanswered_port: int, waits: list[float]
 ) -> None:
     client = make_client(f"http://127.0.0.1:{unanswered_port}", upstream_connect_timeout=0.3)
     with pytest.raises(UpstreamError) as caught:
         await client.chat(KEY, CHAT)
-    assert (caught.value.code, caught.value.details) == ("TIMEOUT", {"reason": "ConnectTimeout"})
-    assert len(waits) == 2  # three attempts: nothing was sent, so nothing can have run
+    assert (caught.value.code, caught.value.details) == ("TIMEOUT", {"reason": "ConnectionTimeoutError"})
+    assert caught.value.message == "Connecting to 1min.ai timed out."
+    assert len(waits) == 2
 
 
-# --- after the request was sent: never connect errors ------------------------------------------------
+# --- after the request was sent: never "not sent" ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"),
+    ("answer", "code"),
     [
-        (close_after_request, httpx.RemoteProtocolError),
-        (reset_after_request, httpx.ReadError | httpx.RemoteProtocolError),
-        (not_http, httpx.RemoteProtocolError),
-        (silence, httpx.ReadTimeout),
+        (close_after_request, "NETWORK_ERROR"),
+        (reset_after_request, "NETWORK_ERROR"),
+        (not_http, "NETWORK_ERROR"),
+        (truncated_body, "NETWORK_ERROR"),
+        (silence, "TIMEOUT"),
     ],
 )
-async def test_a_failure_after_sending_is_not_a_connect_error(
-    http: httpx.AsyncClient, upstream: tuple[RawUpstream, str], answer: Answer, expected: Any
-) -> None:
-    app, url = upstream
-    app.answer = answer
-    with pytest.raises(httpx.TransportError) as caught:
-        await http.post(url, json=CHAT, timeout=httpx.Timeout(30.0, read=0.3))
-    assert isinstance(caught.value, expected)
-    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
-    assert app.requests == 1
-
-
-@pytest.mark.parametrize("answer", [close_after_request, reset_after_request, not_http, truncated_body])
 async def test_a_billed_chat_that_may_have_run_is_sent_once(
     make_client: Callable[..., OneMinClient],
     upstream: tuple[RawUpstream, str],
     answer: Answer,
+    code: str,
     waits: list[float],
 ) -> None:
     app, url = upstream
     app.answer = answer
     with pytest.raises(UpstreamError) as caught:
-        await make_client(url).chat(KEY, CHAT)
-    assert caught.value.code == "NETWORK_ERROR"
+        await make_client(url, upstream_timeout=0.3).chat(KEY, CHAT)
+    assert (caught.value.status, caught.value.code) == (0, code)
     assert app.requests == 1
     assert waits == []
 
@@ -238,7 +224,7 @@ async def test_an_unbilled_call_that_lost_its_connection_is_retried(
 
 
 async def test_the_connect_timeout_does_not_limit_the_wait_for_an_answer(
-    http: httpx.AsyncClient, upstream: tuple[RawUpstream, str]
+    make_client: Callable[..., OneMinClient], upstream: tuple[RawUpstream, str]
 ) -> None:
     app, url = upstream
 
@@ -247,17 +233,7 @@ async def test_the_connect_timeout_does_not_limit_the_wait_for_an_answer(
         await json_answer(reader, writer)
 
     app.answer = slow
-    response = await http.get(url, timeout=httpx.Timeout(30.0, connect=0.2))
-    assert response.json() == {"models": []}
-
-
-async def test_a_truncated_body_is_a_read_error(
-    http: httpx.AsyncClient, upstream: tuple[RawUpstream, str]
-) -> None:
-    app, url = upstream
-    app.answer = truncated_body
-    with pytest.raises(httpx.ReadError):
-        await http.get(url)
+    assert await make_client(url, max_retries=0, upstream_connect_timeout=0.2).models("IMAGE_GENERATOR") == []
 
 
 # --- bodies and the pool -----------------------------------------------------------------------------
@@ -294,25 +270,108 @@ async def test_stream_events_arrive_as_upstream_sends_them(
     assert got == [StreamEvent("content", "first"), StreamEvent("content", "second"), StreamEvent("done")]
 
 
-async def test_upstream_connections_are_capped_by_the_setting(
+async def test_streams_beyond_the_old_pool_size_all_run_at_once(
+    make_client: Callable[..., OneMinClient], upstream: tuple[RawUpstream, str]
+) -> None:
+    """The pool has no cap: the 250th stream is not held back until another ends (it was 200)."""
+    app, url = upstream
+    streams = 250
+    all_arrived = asyncio.Event()
+
+    async def answer_once_all_arrived(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if app.requests == streams:
+            all_arrived.set()
+        await all_arrived.wait()
+        event = b'event: content\ndata: {"content":"hi"}\n\nevent: done\ndata: {}\n\n'
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n"
+        writer.write(head.format(len(event)).encode() + event)
+        await writer.drain()
+
+    app.answer = answer_once_all_arrived
+    client = make_client(url)
+
+    async def stream() -> list[StreamEvent]:
+        async with client.chat_stream(KEY, CHAT) as events:
+            return [event async for event in events]
+
+    # a bound, not a measurement: with any cap below 250 every stream waits here forever
+    got = await asyncio.wait_for(asyncio.gather(*(stream() for _ in range(streams))), 60)
+    assert got == [[StreamEvent("content", "hi"), StreamEvent("done")]] * streams
+    assert len(app.peers) == streams
+
+
+async def test_a_call_beyond_the_in_flight_cap_is_refused_at_once_and_sends_nothing(
     make_client: Callable[..., OneMinClient], upstream: tuple[RawUpstream, str]
 ) -> None:
     app, url = upstream
-    two_waiting = asyncio.Event()
-    waiting = 0
 
-    async def answer_once_two_wait(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal waiting
-        waiting += 1
-        if waiting == 2:
-            two_waiting.set()
-        await two_waiting.wait()
-        await json_answer(reader, writer)
+    async def endless_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        event = b'event: content\ndata: {"content":"first"}\n\n'
+        writer.write(head + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        await writer.drain()
+        await reader.read()  # until the client goes away
 
-    app.answer = answer_once_two_wait
-    client = make_client(url, upstream_max_connections=2)
-    results = await asyncio.wait_for(
-        asyncio.gather(*(client.models("IMAGE_GENERATOR") for _ in range(6))), 10
+    app.answer = endless_stream
+    client = make_client(url, upstream_max_in_flight=1, upstream_breaker_failures=1)
+    async with client.chat_stream(KEY, CHAT) as events:
+        assert await anext(events) == StreamEvent("content", "first")
+        # The open stream holds the only slot: the next call is refused before anything is sent.
+        with pytest.raises(UpstreamError) as caught:
+            await client.models("IMAGE_GENERATOR")
+        refused = caught.value
+        assert (refused.status, refused.code, refused.retry_after) == (503, "RELAY_OVERLOADED", 1)
+        assert refused.headers == {"Retry-After": "1"}
+        assert app.requests == 1
+    # The relay's own limit says nothing of 1min.ai: no circuit opened (one failure would open one here).
+    assert set(client.circuits.states().values()) == {CircuitState.CLOSED}
+    app.answer = json_answer
+    assert await client.models("IMAGE_GENERATOR") == []  # the stream ended: its slot is free again
+
+
+CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_the_relay_answers_503_relay_overloaded_when_its_calls_are_all_in_flight(
+    start_relay: Callable[..., BackgroundServer], sim: SimulatorHandle
+) -> None:
+    url = start_relay(upstream_max_in_flight=1).url
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    assert httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers).status_code == 200
+    sim.reset()
+    slow = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "[[sim:slow-first-byte=60000]]"}],
+    }
+    body = json.dumps(slow).encode()
+    address = urlsplit(url)
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {KEY_A}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((address.hostname, address.port)) as waiting:
+        waiting.sendall(request)
+        wait_until(lambda: len(chats(sim)) == 1, "the slow chat never reached upstream")
+        refused = httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        error = refused.json()["error"]
+        assert (error["type"], error["code"]) == ("server_error", "relay_overloaded")
+        assert len(chats(sim)) == 1  # nothing was sent for it
+    # The waiting client hung up: its call is cancelled and its slot freed.
+    wait_until(
+        lambda: httpx.post(f"{url}/v1/chat/completions", json=CHAT_BODY, headers=headers).status_code == 200,
+        "the slot was never freed",
     )
-    assert results == [[]] * 6
-    assert len(app.peers) == 2  # six calls, two connections: the others waited for a free one
+    assert httpx.get(f"{url}/health").json() == {"status": "ok", "upstream": "closed"}
+
+
+def chats(sim: SimulatorHandle) -> list[dict[str, Any]]:
+    return [call for call in sim.requests() if call["path"] == "/api/chat-with-ai"]
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20  # a bound, not a measurement: it only keeps a failure from hanging
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)

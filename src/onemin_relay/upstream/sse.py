@@ -59,14 +59,13 @@ class EventStreamDecoder:
             self._skip_lf = False
             if chunk[0] == 0x0A:
                 chunk = chunk[1:]
-        if b"\r" in chunk:
-            self._skip_lf = chunk[-1] == 0x0D
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:
-            self._tail += chunk
-            return []
-        lines = (self._tail + chunk).split(b"\n")
-        self._tail = lines.pop()
+        data = self._tail + chunk if self._tail else chunk
+        lines = data.splitlines()  # bytes split only at LF, CRLF and CR, as SSE wants
+        if data[-1:] in (b"\n", b"\r"):  # every line is whole
+            self._tail = b""
+            self._skip_lf = data[-1] == 0x0D
+        elif lines:
+            self._tail = lines.pop()
         events: list[ServerSentEvent] = []
         for line in lines:
             if not line:
@@ -180,10 +179,10 @@ class ChatEventDecoder:
         self._saw_result = False
         self.finished = False
 
-    def _emit(self, text: str) -> StreamEvent:
-        self._parts.append(text)
-        self._length += len(text)
-        return StreamEvent("content", text)
+    def _emit(self, event: StreamEvent) -> StreamEvent:
+        self._parts.append(event.text)
+        self._length += len(event.text)
+        return event
 
     def _is_full_repeat(self, text: str) -> bool:
         return self._length > 0 and len(text) == self._length and text == "".join(self._parts)
@@ -202,12 +201,12 @@ class ChatEventDecoder:
                 and record_text(event.record) == "".join(self._parts) + held
             )
         ):
-            out.append(self._emit(held))
+            out.append(self._emit(StreamEvent("content", held)))
         if event.kind == "content":
             if self._is_full_repeat(event.text):
                 self._held = event.text
             else:
-                out.append(self._emit(event.text))
+                out.append(self._emit(event))
         else:
             out.append(event)
             self._saw_result = self._saw_result or event.kind == "result"

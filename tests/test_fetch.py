@@ -204,8 +204,8 @@ async def test_malformed_urls_are_refused(url: str, reason: str) -> None:
         "http://127.0.0.1:9/" + "a" * 65_536,
     ],
 )
-async def test_urls_httpx_cannot_send_are_refused_before_any_connection(url: str) -> None:
-    """Hosts that pass the address check (here: allowed private) must not let httpx.InvalidURL escape."""
+async def test_urls_that_cannot_be_sent_are_refused_before_any_connection(url: str) -> None:
+    """Hosts that pass the address check (here: allowed private) must not let a URL error escape."""
     with pytest.raises(FetchError, match=r"malformed|longer than"):
         await fetch(url, OPEN)
 

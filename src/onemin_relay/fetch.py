@@ -3,7 +3,9 @@
 - only http(s), no credentials in the URL;
 - the host is resolved once, every address checked (loopback, private, link-local, reserved, multicast
   and other non-global ranges are refused unless `allow_private`), and connections go only to those
-  checked addresses, tried in turn, so a second DNS answer cannot point them elsewhere (DNS rebinding);
+  checked addresses, tried in turn, so a second DNS answer cannot point them elsewhere (DNS rebinding):
+  aiohttp's only resolver is `_Pinned`, which answers with the addresses checked for the current hop; the
+  `Host` header and the TLS server name and certificate check stay the URL's own;
 - redirects are followed by hand, each hop checked the same way, at most `MAX_REDIRECTS`;
 - the body is bounded in bytes and the whole fetch in time, and the content type must be acceptable;
 - the body must come uncompressed (`Accept-Encoding: identity`): a few KB of gzip can inflate to many MB
@@ -18,13 +20,15 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import aiohttp
 import anyio
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from onemin_relay import USER_AGENT
+from onemin_relay.upstream.http import ssl_context
 
 MAX_REDIRECTS = 5
-MAX_URL_CHARS = 16_384  # signed URLs run to a few kB; httpx refuses 64 kB with InvalidURL
+MAX_URL_CHARS = 16_384  # signed URLs run to a few kB
 _CONNECT_ATTEMPT_SECONDS = 5.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -57,43 +61,67 @@ async def fetch(url: str, policy: FetchPolicy) -> Fetched:
             return await _fetch(url, policy)
     except TimeoutError:
         raise FetchError(f"fetching the URL took longer than {policy.timeout:g} s") from None
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise FetchError(f"the URL could not be fetched ({type(exc).__name__})") from None
-    except httpx.InvalidURL:  # not an HTTPError; whatever urlsplit let through that httpx will not send
+    except ValueError:  # whatever urlsplit let through that aiohttp will not send
         raise FetchError("the URL is malformed") from None
 
 
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
+
+
 async def _fetch(url: str, policy: FetchPolicy) -> Fetched:
+    resolver = _Pinned()
     # A connect attempt gets a share of the time, so an unreachable first address (an IPv6 address on an
     # IPv4-only host, say) leaves time for the next one.
-    timeout = httpx.Timeout(policy.timeout, connect=min(_CONNECT_ATTEMPT_SECONDS, policy.timeout))
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(_CONNECT_ATTEMPT_SECONDS, policy.timeout))
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, ssl=ssl_context())
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,  # a compressed answer is refused, never inflated
+    ) as session:
         for _ in range(MAX_REDIRECTS + 1):
-            response = await _send_to_first_reachable(client, await _pinned_requests(client, url, policy))
-            try:
-                if response.status_code in _REDIRECTS and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
+            resolver.addresses = await _checked_destination(url, policy)
+            async with session.get(url, headers=_HEADERS, allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status in _REDIRECTS and location is not None:
+                    url = urljoin(url, location)
                     continue
                 return await _read(response, url, policy)
-            finally:
-                await response.aclose()
     raise FetchError(f"the URL redirected more than {MAX_REDIRECTS} times")
 
 
-async def _send_to_first_reachable(
-    client: httpx.AsyncClient, requests: list[httpx.Request]
-) -> httpx.Response:
-    """Send to each checked address in turn until one accepts the connection."""
-    for request in requests[:-1]:
-        try:
-            return await client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            continue
-    return await client.send(requests[-1], stream=True)
+class _Pinned(AbstractResolver):
+    """The only resolver the fetch's connections use: the addresses checked for the current hop."""
+
+    def __init__(self) -> None:
+        self.addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
 
 
-async def _pinned_requests(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> list[httpx.Request]:
-    """One request per checked IP address of `url`'s host, with the original Host header and TLS name."""
+async def _checked_destination(
+    url: str, policy: FetchPolicy
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses `url` may be fetched from, every one checked; FetchError if it may not be fetched."""
     if len(url) > MAX_URL_CHARS:
         raise FetchError(f"the URL is longer than {MAX_URL_CHARS} characters")
     if any(char <= " " or char == "\x7f" for char in url):  # control characters or spaces: never sendable
@@ -113,23 +141,7 @@ async def _pinned_requests(client: httpx.AsyncClient, url: str, policy: FetchPol
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError("the URL has an invalid port") from None
-    addresses = await _checked_addresses(host, port, policy.allow_private)
-    headers = {
-        "Host": parts.netloc.rpartition("@")[2],
-        "User-Agent": USER_AGENT,
-        "Accept": "image/*",
-        "Accept-Encoding": "identity",
-    }
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return [
-        client.build_request(
-            "GET",
-            httpx.URL(url).copy_with(host=str(address), port=port),
-            headers=headers,
-            extensions=extensions,
-        )
-        for address in addresses
-    ]
+    return await _checked_addresses(host, port, policy.allow_private)
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -185,9 +197,9 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetched:
-    if response.status_code != 200:
-        raise FetchError(f"the URL answered HTTP {response.status_code}")
+async def _read(response: aiohttp.ClientResponse, url: str, policy: FetchPolicy) -> Fetched:
+    if response.status != 200:
+        raise FetchError(f"the URL answered HTTP {response.status}")
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if not content_type.startswith(policy.content_types):
         raise FetchError(f"the URL serves {content_type or 'no content type'}, not an image")
@@ -198,7 +210,7 @@ async def _read(response: httpx.Response, url: str, policy: FetchPolicy) -> Fetc
     if declared.isascii() and declared.isdigit() and int(declared) > policy.max_bytes:
         raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")
     body = bytearray()
-    async for chunk in response.aiter_raw():
+    while chunk := await response.content.readany():
         body += chunk
         if len(body) > policy.max_bytes:
             raise FetchError(f"the resource is larger than {policy.max_bytes} bytes")

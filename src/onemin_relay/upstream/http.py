@@ -23,6 +23,7 @@ to a peer that stops reading without closing waits until the relay's own caller 
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 
@@ -33,7 +34,15 @@ from aiohttp.http_exceptions import ContentEncodingError
 from onemin_relay import USER_AGENT
 from onemin_relay.upstream.errors import UpstreamError
 
-__all__ = ["client_timeout", "nothing_sent", "open_session", "request_error", "stream_error", "unreadable"]
+__all__ = [
+    "client_timeout",
+    "nothing_sent",
+    "open_session",
+    "request_error",
+    "ssl_context",
+    "stream_error",
+    "unreadable",
+]
 
 _KEEPALIVE_SECONDS = 5.0  # a short idle life keeps "the server closed it as we sent" rare
 
@@ -41,7 +50,7 @@ _KEEPALIVE_SECONDS = 5.0  # a short idle life keeps "the server closed it as we 
 def open_session() -> aiohttp.ClientSession:
     """One pooled session, made inside the running event loop. No cap on connections: the client caps the
     calls in flight itself (`UPSTREAM_MAX_IN_FLIGHT`), and answers 503 at once instead of queueing."""
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=_ssl_context())
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=ssl_context())
     return aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": USER_AGENT},
@@ -50,8 +59,9 @@ def open_session() -> aiohttp.ClientSession:
     )
 
 
-def _ssl_context() -> ssl.SSLContext:
-    """The CA bundle httpx used: certifi's, unless SSL_CERT_FILE or SSL_CERT_DIR names another."""
+@functools.cache  # loading the CA bundle takes milliseconds: once per process
+def ssl_context() -> ssl.SSLContext:
+    """certifi's CA bundle (as httpx used), unless SSL_CERT_FILE or SSL_CERT_DIR names another."""
     if cafile := os.environ.get("SSL_CERT_FILE"):
         return ssl.create_default_context(cafile=cafile)
     if capath := os.environ.get("SSL_CERT_DIR"):

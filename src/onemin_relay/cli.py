@@ -25,8 +25,6 @@ from onemin_relay.doctor.command import add_commands as add_doctor_commands
 from onemin_relay.metrics import multiprocess_dir
 from onemin_relay.observability import configure_logging
 from onemin_relay.serving import BackgroundServer, bind_socket, serve_workers, url_of, uvicorn_server
-from onemin_relay.simulator.app import create_simulator_app
-from onemin_relay.simulator.config import SimulatorConfig
 
 DEMO_KEY = "demo-key"
 
@@ -94,13 +92,21 @@ def _metrics_shared_by_workers() -> Iterator[None]:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
+def _simulator_app() -> ASGIApp:
+    """The simulator with its default configuration; imported here, since `serve` never needs it."""
+    from onemin_relay.simulator.app import create_simulator_app
+    from onemin_relay.simulator.config import SimulatorConfig
+
+    return create_simulator_app(SimulatorConfig())
+
+
 def cmd_simulate(args: argparse.Namespace) -> None:
     settings = _settings(args)
     configure_logging(settings.log_level)
     host = args.host or "127.0.0.1"
     sock = _listen(host, args.port if args.port is not None else 5002)
     print(f"1min.ai simulator listening on {url_of(sock)} (API-KEY: any non-empty key)", flush=True)
-    _serve_forever(create_simulator_app(SimulatorConfig()), sock, settings.log_level)
+    _serve_forever(_simulator_app(), sock, settings.log_level)
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="1min-relay-demo-") as data_dir:
         simulator_port = args.simulator_port or 0
         with _listening_on(host, simulator_port):
-            simulator = BackgroundServer(create_simulator_app(SimulatorConfig()), host, simulator_port)
+            simulator = BackgroundServer(_simulator_app(), host, simulator_port)
         with simulator:
             settings = load_settings(
                 host=host,

@@ -14,9 +14,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemcachedStorage, MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (
@@ -35,6 +34,9 @@ from onemin_relay.api.auth import Caller, key_hash, resolved_caller
 from onemin_relay.config import Settings, parse_memcached_url
 from onemin_relay.errors import OpenAIError, error_response
 from onemin_relay.observability import current_record
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("onemin_relay.ratelimit")
 
@@ -81,6 +83,8 @@ def limits_storage(settings: Settings) -> tuple[Storage, aioredis.ConnectionPool
     the Redis connection pool to close at shutdown, if any."""
     url = settings.state_url
     if url.startswith(("redis://", "rediss://")):
+        import redis.asyncio as aioredis  # only when configured (see `state.factory.open_state`)
+
         pool = aioredis.ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         # `connection_pool` is a documented RedisStorage option; limits annotates options more narrowly.
         options: dict[str, Any] = {"connection_pool": pool}

@@ -10,7 +10,6 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.supervisors import Multiprocess
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -54,6 +53,8 @@ def uvicorn_server(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Serve
 def serve_workers(app_factory: str, sock: socket.socket, workers: int, *, log_level: str) -> None:
     """`workers` processes sharing `sock`, each building its app from `app_factory` ("module:function"),
     supervised by uvicorn (a worker that dies is replaced; SIGTERM stops them all gracefully)."""
+    from uvicorn.supervisors import Multiprocess  # with multiprocessing and watchfiles: only for N > 1
+
     config = uvicorn_config(app_factory, log_level=log_level, factory=True, workers=workers)
     Multiprocess(config, sockets=[sock]).run()
 

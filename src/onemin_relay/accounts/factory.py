@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from onemin_relay.accounts.redis import RedisAccountStore
 from onemin_relay.accounts.sqlite import SQLiteAccountStore
 from onemin_relay.accounts.store import AccountStore
 from onemin_relay.config import Settings
@@ -15,9 +14,12 @@ log = logging.getLogger("onemin_relay.accounts")
 
 async def open_accounts(settings: Settings) -> AccountStore:
     """Redis is shared between relays; otherwise the embedded SQLite file. memcached is a cache that
-    may evict anything, which keys and a ledger must not: with it they go to the SQLite file too."""
+    may evict anything, which keys and a ledger must not: with it they go to the SQLite file too.
+    redis-py is imported only when it is the backend (see `open_state`)."""
     url = settings.state_url
     if url.startswith(("redis://", "rediss://")):
+        from onemin_relay.accounts.redis import RedisAccountStore
+
         return RedisAccountStore(url)
     if url.startswith("memcached://"):
         log.warning(

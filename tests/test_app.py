@@ -16,7 +16,6 @@ from starlette.routing import Route
 from onemin_relay.app import create_app
 from onemin_relay.observability import JsonFormatter
 from onemin_relay.serving import BackgroundServer, bind_socket
-from onemin_relay.translate.tokens import encoding
 from tests.harness import KEY_A, SimulatorHandle, relay_settings
 
 
@@ -138,15 +137,6 @@ def test_an_unexpected_error_is_a_500_with_request_id_and_cors(
     [error] = [line for line in logged.lines if line["level"] == "ERROR"]
     assert error["request_id"] == request_id  # …finds the traceback
     assert "a bug" in error["exc"]
-
-
-def test_the_tokeniser_is_loaded_at_start_up_so_no_request_waits_for_it(
-    simulator_server: BackgroundServer, tmp_path: Path, sim: SimulatorHandle
-) -> None:
-    encoding.cache_clear()  # as in a fresh process
-    with BackgroundServer(create_app(relay_settings(simulator_server.url, tmp_path))):
-        assert encoding.cache_info().currsize == 1  # serving, and no request has been made yet
-    assert sim.requests() == []
 
 
 def test_a_relay_whose_state_cannot_open_does_not_start_and_frees_its_port(

@@ -12,6 +12,7 @@ import tiktoken
 
 from onemin_relay.core.types import ChoiceOut, Usage
 from onemin_relay.errors import OpenAIError
+from onemin_relay.translate import tokens
 from onemin_relay.translate.chat import (
     answer_text,
     build_payload,
@@ -32,7 +33,6 @@ from onemin_relay.translate.media import InvalidMedia, decode_base64, decode_dat
 from onemin_relay.translate.output import OutputLimiter, limit_text
 from onemin_relay.translate.tokens import (
     count_tokens,
-    encoding,
     load_encoding,
     truncate_to_tokens,
     upstream_credits,
@@ -390,7 +390,9 @@ def test_upstream_counts_are_used_only_when_present_and_non_zero() -> None:
     assert upstream_credits({"credit": None}) is None
 
 
-async def test_the_encoding_is_loaded_on_a_worker_thread_once(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_encoding_is_loaded_once_off_the_event_loop_whoever_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     loaded_in: list[str] = []
     real_get_encoding = tiktoken.get_encoding
 
@@ -399,15 +401,17 @@ async def test_the_encoding_is_loaded_on_a_worker_thread_once(monkeypatch: pytes
             asyncio.get_running_loop()
             loaded_in.append("event loop")
         except RuntimeError:
-            loaded_in.append("worker thread")
+            loaded_in.append("another thread")
         return real_get_encoding(name)
 
     monkeypatch.setattr(tiktoken, "get_encoding", recording)
-    encoding.cache_clear()
-    await load_encoding()
-    await load_encoding()
+    monkeypatch.setattr(tokens, "_loading", None)  # as in a fresh process
+    impatient = asyncio.create_task(load_encoding())
+    await asyncio.sleep(0)
+    impatient.cancel()  # a waiter that goes away does not cancel the load the others wait for
+    await asyncio.gather(load_encoding(), load_encoding())
     assert count_tokens("hello world") == 2
-    assert loaded_in == ["worker thread"]
+    assert loaded_in == ["another thread"]
 
 
 def test_token_counting_works_offline_and_truncation_never_splits_a_character() -> None:

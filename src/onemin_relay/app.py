@@ -49,7 +49,6 @@ from onemin_relay.state.factory import open_state
 from onemin_relay.state.retention import run_retention
 from onemin_relay.tracing import start_tracing
 from onemin_relay.translate.errors import openai_error_from_upstream
-from onemin_relay.translate.tokens import load_encoding
 from onemin_relay.upstream.breaker import CircuitState
 from onemin_relay.upstream.catalogue import ModelCatalogue
 from onemin_relay.upstream.client import OneMinClient
@@ -143,11 +142,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # The tokeniser takes ~0.3 s to load, once: on a worker thread while the stores open, and done
-        # before the first request is served, so no request pays for it (cut and counted answers need it).
-        tokeniser = asyncio.create_task(load_encoding(), name="load-tokeniser")
         upstream_keys = UpstreamKeyPool(settings.onemin_api_keys)
         upstream = OneMinClient(settings, keys=upstream_keys)
+        catalogue = ModelCatalogue(upstream, settings)
         state = await open_state(settings)
         accounts = await open_accounts(settings)
         ledger = UsageLedger(
@@ -156,7 +153,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.relay = RelayContext(
             settings=settings,
             upstream=upstream,
-            catalogue=ModelCatalogue(upstream, settings),
+            catalogue=catalogue,
             state=state,
             request_listeners=request_listeners,
             accounts=accounts,
@@ -170,13 +167,16 @@ def create_app(settings: Settings) -> Starlette:
         if tracing is not None:
             request_listeners.append(tracing.record_spans)
         retention = asyncio.create_task(run_retention(state, settings), name="file-retention")
-        await tokeniser
+        # The model catalogue is fetched in the background, so the relay serves at once and the first
+        # requests find it cached. (The tokeniser is not loaded here: see `translate/tokens.py`.)
+        warm_up = asyncio.create_task(catalogue.warm(), name="catalogue-warm-up")
         try:
             yield
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for task in (warm_up, retention):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             request_listeners.remove(ledger.on_request_end)  # a restarted app must not record twice
             await ledger.aclose()  # after the server stopped taking requests: writes every record
             await accounts.aclose()

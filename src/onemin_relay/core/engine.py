@@ -74,6 +74,7 @@ _THREAD_TOKENISE_CHARS = 20_000
 
 
 async def count_tokens_off_loop(text: str) -> int:
+    await load_encoding()  # at once, unless a count is needed in the first moments after start-up
     if len(text) > _THREAD_TOKENISE_CHARS:
         return await anyio.to_thread.run_sync(count_tokens, text)
     return count_tokens(text)
@@ -96,9 +97,11 @@ class _Prepared:
 
 
 async def _chat_model(request: Request, core: CoreRequest) -> ModelInfo:
-    """The model `core` names, checked to serve chat (404/400 otherwise); the tokeniser loaded."""
+    """The model `core` names, checked to serve chat (404/400 otherwise); the tokeniser loaded if the
+    answer may have to be cut at `max_tokens` (the cut is made on the loop, as the answer arrives)."""
     note_model(core.model)
-    await load_encoding()  # answers are cut and counted with it
+    if core.token_limit is not None:
+        await load_encoding()
     model_id, _ = split_online(core.model)
     return await require_capability(relay(request), model_id, CHAT_FEATURE, "chat completions")
 

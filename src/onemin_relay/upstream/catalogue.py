@@ -175,6 +175,13 @@ class ModelCatalogue:
                 merged[info.id] = info if seen is None else _merge(seen, info)
         return list(merged.values())
 
+    async def warm(self) -> None:
+        """Fetch every served feature's list now (the relay does, in the background, at start-up), so
+        that the first requests find it cached. Nothing to keep when MODEL_CACHE_TTL is 0. Never fails:
+        with upstream unreachable the packaged snapshot is served until a later refresh succeeds."""
+        if self.settings.model_cache_ttl > 0:
+            await asyncio.gather(*(self.models(feature) for feature in SERVED_FEATURES))
+
     # --- refreshing ---------------------------------------------------------------------------
 
     async def _refresh(self, feature: str) -> _Copy:

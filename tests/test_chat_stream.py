@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -300,6 +302,74 @@ def test_a_client_that_disconnects_cancels_the_upstream_request(
         assert not upstream.client_left.is_set()
         stream.close()
     assert upstream.client_left.wait(timeout=20)
+
+
+class SilentUpstream:
+    """A chat-with-ai stand-in (plain ASGI) that takes the call and never starts its answer (a model slow
+    to start), and records when its client goes away."""
+
+    def __init__(self) -> None:
+        self.called = threading.Event()
+        self.client_left = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await is_a_chat_call(scope, receive, send):
+            return
+        self.called.set()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.client_left.set()
+
+
+@pytest.fixture
+def silent() -> Iterator[tuple[SilentUpstream, BackgroundServer]]:
+    upstream = SilentUpstream()
+    with BackgroundServer(upstream) as server:
+        yield upstream, server
+
+
+def open_raw_stream(relay_url: str) -> socket.socket:
+    """A streamed chat request sent on a bare socket, so the test decides when the client goes away."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": user("take your time"), "stream": True})
+    address = urlsplit(relay_url)
+    client = socket.create_connection((address.hostname, address.port))
+    client.sendall(
+        (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            f"Authorization: Bearer {KEY_A}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        ).encode()
+    )
+    return client
+
+
+def test_a_client_gone_before_the_first_keepalive_frees_the_upstream_call(
+    start_relay: Callable[..., BackgroundServer], silent: tuple[SilentUpstream, BackgroundServer]
+) -> None:
+    upstream, server = silent
+    # No keep-alive would be written for an hour: only listening for the hang-up can notice it.
+    relay = start_relay(onemin_api_url=server.url, stream_keepalive_seconds=3600)
+    with open_raw_stream(relay.url):
+        assert upstream.called.wait(timeout=20)
+    assert upstream.client_left.wait(timeout=20)  # a bound far below the hour, not a measurement
+
+
+def test_a_client_gone_after_the_first_keepalive_frees_the_upstream_call_before_the_next(
+    start_relay: Callable[..., BackgroundServer], silent: tuple[SilentUpstream, BackgroundServer]
+) -> None:
+    upstream, server = silent
+    keepalive = 4.0
+    relay = start_relay(onemin_api_url=server.url, stream_keepalive_seconds=keepalive)
+    with open_raw_stream(relay.url) as client:
+        received = b""
+        while b": keep-alive" not in received:  # the response has started, with the first keep-alive
+            chunk = client.recv(65536)
+            assert chunk, "the relay closed the stream"
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200")
+        assert not upstream.client_left.is_set()
+    # Noticed when the client went away, not when the next keep-alive would have failed to be written.
+    assert upstream.client_left.wait(timeout=keepalive - 1)
 
 
 def test_an_error_after_the_answer_was_cut_does_not_spoil_it(client: openai.OpenAI) -> None:

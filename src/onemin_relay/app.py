@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -142,6 +143,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # anyio imports its asyncio backend on first use (30-40 ms): Starlette's streaming responses and
+        # worker threads need it, so it is loaded now rather than by the first stream.
+        await anyio.lowlevel.checkpoint()
         upstream_keys = UpstreamKeyPool(settings.onemin_api_keys)
         upstream = OneMinClient(settings, keys=upstream_keys)
         catalogue = ModelCatalogue(upstream, settings)

@@ -1,8 +1,9 @@
 """A deliberately cheap stand-in for 1min.ai, for measuring the relay's own cost (not the simulator's).
 
-Raw ASGI, no framework, every answer built once at import: `GET /models` answers the catalogue snapshot the
-relay ships (features ignored), and every POST answers one fixed, successful `aiRecord` — or, with
-`isStreaming=true`, `--chunks` SSE `content` events (`--chunk-delay-ms` apart) then `result` and `done`.
+Raw ASGI, no framework, every answer built once at start: `GET /models?feature=…` answers that feature's
+list from the catalogue snapshot the relay ships (as 1min.ai answers per feature); any other GET and every
+POST answer one fixed, successful `aiRecord` — or, with `isStreaming=true`, `--chunks` SSE `content` events
+(`--chunk-delay-ms` apart) then `result` and `done`.
 Usage: `.venv/bin/python bench/fast_upstream.py --port 18080 [--chunks 20] [--chunk-delay-ms 0]`.
 """
 
@@ -21,10 +22,13 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream")]
 
 
-def _catalogue() -> bytes:
+def _catalogue() -> dict[bytes, bytes]:
+    """`feature=…` query → its answer."""
     snapshot = json.loads(resources.files("onemin_relay.data").joinpath("catalogue.json").read_text())
-    chat_models = snapshot["UNIFY_CHAT_WITH_AI"]
-    return json.dumps({"models": chat_models, "total": len(chat_models)}).encode()
+    return {
+        f"feature={feature}".encode(): json.dumps({"models": models, "total": len(models)}).encode()
+        for feature, models in snapshot.items()
+    }
 
 
 def _record(text: str) -> dict[str, Any]:
@@ -62,7 +66,7 @@ class FastUpstream:
         while (await receive()).get("more_body", False):  # the request body is not looked at
             pass
         if scope["path"] == "/models":
-            await self._whole(send, self.catalogue)
+            await self._whole(send, self.catalogue.get(scope["query_string"], b'{"models":[],"total":0}'))
         elif b"isStreaming=true" in scope["query_string"]:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE})
             for _ in range(self.chunks):

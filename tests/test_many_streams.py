@@ -90,7 +90,7 @@ async def test_a_thousand_concurrent_streams_all_complete(
     enough_file_descriptors: None, fast_upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in (
-        "UPSTREAM_MAX_CONNECTIONS",
+        "UPSTREAM_MAX_IN_FLIGHT",
         "UPSTREAM_TIMEOUT",
         "STREAM_KEEPALIVE_SECONDS",
         "WEB_CONCURRENCY",

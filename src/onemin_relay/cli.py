@@ -19,7 +19,6 @@ from starlette.types import ASGIApp
 
 from onemin_relay import __version__
 from onemin_relay.accounts.cli import add_keys_command
-from onemin_relay.app import create_app
 from onemin_relay.config import ConfigError, Settings, load_settings
 from onemin_relay.doctor.command import add_commands as add_doctor_commands
 from onemin_relay.metrics import multiprocess_dir
@@ -43,6 +42,14 @@ def _listen(host: str, port: int) -> socket.socket:
         return bind_socket(host, port)
 
 
+def _relay_app(settings: Settings) -> ASGIApp:
+    """The relay, imported here rather than at the top: the supervising process of `serve --workers N`
+    never builds it, and leaves its ~70 MB of modules to the workers."""
+    from onemin_relay.app import create_app
+
+    return create_app(settings)
+
+
 def _serve_forever(app: ASGIApp, sock: socket.socket, log_level: str) -> None:
     uvicorn_server(app, log_level=log_level).run(sockets=[sock])  # on uvloop (Server.run picks the loop)
 
@@ -63,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     sock = _listen(settings.host, settings.port)
     print(f"1min-relay {__version__} serving the OpenAI API on {url_of(sock)}/v1", flush=True)
     if workers == 1:
-        _serve_forever(create_app(settings), sock, settings.log_level)
+        _serve_forever(_relay_app(settings), sock, settings.log_level)
         return
     with _metrics_shared_by_workers():
         serve_workers("onemin_relay.cli:worker_app", sock, workers, log_level=settings.log_level)
@@ -73,7 +80,7 @@ def worker_app() -> ASGIApp:
     """The app of one `serve --workers N` process: the same settings (environment and .env) as its parent."""
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return _relay_app(settings)
 
 
 @contextmanager
@@ -202,7 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             configure_logging(settings.log_level)
             sock = _listen(host, port)
             print(demo_banner(url_of(sock), simulator.url), flush=True)
-            _serve_forever(create_app(settings), sock, settings.log_level)
+            _serve_forever(_relay_app(settings), sock, settings.log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:

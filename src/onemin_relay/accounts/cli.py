@@ -8,17 +8,17 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from onemin_relay.accounts.factory import open_accounts
-from onemin_relay.accounts.keys import KeyRequest
-from onemin_relay.accounts.store import AccountStore, revoke_key
-from onemin_relay.accounts.usage import FIELDS, periods_of, rows_csv, summarise, usage_query
 from onemin_relay.config import ConfigError, Settings
 
-Command = Callable[[AccountStore, argparse.Namespace], Awaitable[None]]
+# The stores and the key and usage models are imported by the actions (see doctor/command.py for why).
+if TYPE_CHECKING:
+    from onemin_relay.accounts.store import AccountStore
+
+Command = Callable[["AccountStore", argparse.Namespace], Awaitable[None]]
 
 
 def add_keys_command(commands: Any, settings: Callable[[], Settings]) -> None:
@@ -62,6 +62,8 @@ def add_keys_command(commands: Any, settings: Callable[[], Settings]) -> None:
 
 
 async def _run(settings: Settings, command: Command, args: argparse.Namespace) -> None:
+    from onemin_relay.accounts.factory import open_accounts
+
     store = await open_accounts(settings)
     try:
         await command(store, args)
@@ -74,6 +76,8 @@ def _print(value: Any) -> None:
 
 
 async def _create(store: AccountStore, args: argparse.Namespace) -> None:
+    from onemin_relay.accounts.keys import KeyRequest
+
     try:
         spec = KeyRequest(
             name=args.name,
@@ -105,6 +109,8 @@ async def _list(store: AccountStore, args: argparse.Namespace) -> None:
 
 
 async def _show(store: AccountStore, args: argparse.Namespace) -> None:
+    from onemin_relay.accounts.usage import periods_of
+
     key = await store.key_by_id(args.key_id)
     if key is None:
         raise ConfigError(f"no relay key {args.key_id}")
@@ -113,6 +119,8 @@ async def _show(store: AccountStore, args: argparse.Namespace) -> None:
 
 
 async def _revoke(store: AccountStore, args: argparse.Namespace) -> None:
+    from onemin_relay.accounts.store import revoke_key
+
     key = await revoke_key(store, args.key_id)
     if key is None:
         raise ConfigError(f"no relay key {args.key_id}")
@@ -120,6 +128,8 @@ async def _revoke(store: AccountStore, args: argparse.Namespace) -> None:
 
 
 async def _usage(store: AccountStore, args: argparse.Namespace) -> None:
+    from onemin_relay.accounts.usage import FIELDS, rows_csv, summarise, usage_query
+
     filters = {name: getattr(args, name) or "" for name in ("since", "until", "key", "model", "group_by")}
     try:
         query, group_by = usage_query(filters)

@@ -15,17 +15,18 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from onemin_relay.config import ConfigError, Settings, load_settings
-from onemin_relay.doctor.catalogue import fetch_catalogue, write_snapshot
-from onemin_relay.doctor.report import Item, render_table
-from onemin_relay.doctor.runner import Options, run_doctor
-from onemin_relay.simulator.catalogue import load_catalogue
-from onemin_relay.simulator.config import SimulatorConfig
-from onemin_relay.upstream.client import OneMinClient, RetryPolicy
-from onemin_relay.upstream.errors import UpstreamError
+
+# The probes, the simulator's assumptions and the upstream client are imported by the commands that use
+# them: every `1min-relay` command builds this parser, and `serve --workers N`'s supervising process needs
+# none of them (docs/benchmarks.md, "Start-up and memory").
+if TYPE_CHECKING:
+    from onemin_relay.doctor.report import Item
+    from onemin_relay.simulator.config import SimulatorConfig
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,6 +88,8 @@ def api_key(settings: Settings) -> str:
 
 
 def _assumed(text: str | None) -> SimulatorConfig:
+    from onemin_relay.simulator.config import SimulatorConfig
+
     if text is None:
         return SimulatorConfig()
     try:
@@ -117,6 +120,9 @@ def _show_progress(item: Item) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
+    from onemin_relay.doctor.report import render_table
+    from onemin_relay.doctor.runner import Options, run_doctor
+
     settings = _settings(args)
     options = Options(args.spend_credits, args.yes, args.probe_rate_limit, _assumed(args.sim_config))
     key = api_key(settings)
@@ -139,6 +145,11 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_refresh_catalogue(args: argparse.Namespace) -> None:
+    from onemin_relay.doctor.catalogue import fetch_catalogue, write_snapshot
+    from onemin_relay.simulator.catalogue import load_catalogue
+    from onemin_relay.upstream.client import OneMinClient, RetryPolicy
+    from onemin_relay.upstream.errors import UpstreamError
+
     settings = _settings(args)
     output = args.output or Path(str(resources.files("onemin_relay").joinpath("data", "catalogue.json")))
     features = list(load_catalogue())

@@ -1,5 +1,5 @@
 """What the per-request record and its metrics cost the relay, measured in-process (no network, no noise
-from other processes): one request through `RequestContextMiddleware` around a trivial app, with the
+from other processes): one request through the request layer (`EdgeMiddleware`) around a trivial app, with the
 access log only and with the access log plus the Prometheus listener, and `RelayMetrics.observe` alone.
 
 Usage: `.venv/bin/python bench/observability_cost.py [--requests 20000]`. Prints microseconds per request.
@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from starlette.types import Message, Receive, Scope, Send
 
+from onemin_relay.edge import EdgeMiddleware
 from onemin_relay.metrics import RelayMetrics
 from onemin_relay.observability import (
-    RequestContextMiddleware,
     RequestListener,
     RequestRecord,
     note_credits,
@@ -40,7 +40,7 @@ async def chat_like(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def per_request(listeners: list[RequestListener], requests: int) -> float:
-    app = RequestContextMiddleware(chat_like, listeners=listeners)
+    app = EdgeMiddleware(chat_like, listeners=listeners)
     scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
 
     async def receive() -> Message:

@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from onemin_relay import USER_AGENT
 from onemin_relay.config import Settings
-from onemin_relay.observability import RequestContextMiddleware
+from onemin_relay.edge import EdgeMiddleware
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.upstream.client import Asset, OneMinClient, RetryPolicy, StreamEvent
 from onemin_relay.upstream.errors import UpstreamError
@@ -871,7 +871,7 @@ async def test_time_waiting_on_upstream_reaches_the_access_log(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    transport = httpx.ASGITransport(app=RequestContextMiddleware(relay))
+    transport = httpx.ASGITransport(app=EdgeMiddleware(relay))
     with caplog.at_level(logging.INFO, logger="onemin_relay.access"):
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as http:
             assert (await http.get("/")).status_code == 200

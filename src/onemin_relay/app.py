@@ -14,11 +14,10 @@ import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from onemin_relay.accounts import admin, dashboard
 from onemin_relay.accounts.factory import open_accounts
@@ -38,12 +37,11 @@ from onemin_relay.api import (
 )
 from onemin_relay.api.auth import Authenticator, CallerMiddleware
 from onemin_relay.api.common import relay
-from onemin_relay.body_drain import BodyDrainMiddleware
 from onemin_relay.config import Settings
+from onemin_relay.edge import EdgeMiddleware
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
-from onemin_relay.hang_up import CancelOnHangUpMiddleware
 from onemin_relay.metrics import RelayMetrics, metrics_endpoint
-from onemin_relay.observability import RequestContextMiddleware, RequestListener, write_access_line
+from onemin_relay.observability import RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware
 from onemin_relay.state.base import StateStore, StateUnavailable, answers_ping
 from onemin_relay.state.factory import open_state
@@ -130,10 +128,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, request.url.path)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    error = OpenAIError(500, "The relay hit an internal error; it has been logged.")
-    return error_response(error, request.url.path)
+class _RelayStarlette(Starlette):
+    """Starlette without its outer `ServerErrorMiddleware` and inner `ExceptionMiddleware`: the relay's
+    `EdgeMiddleware` answers every exception itself, inside the layer that adds the request id and CORS
+    headers (each of Starlette's two added a wrapper every response message passed through)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -209,35 +213,21 @@ def create_app(settings: Settings) -> Starlette:
         *dashboard.routes,
     ]
     middleware = [
-        Middleware(BodyDrainMiddleware),  # outermost: whatever answers early, the unread body is drained
+        # Outermost, and in place of Starlette's own error and exception middlewares (`_RelayStarlette`):
+        # the request's record and id, CORS, body draining, hang-ups, and the answer to every exception.
         Middleware(
-            RequestContextMiddleware,
+            EdgeMiddleware,
+            cors_origins=settings.cors_allow_origins,
             listeners=request_listeners,
             on_response_start=[metrics.response_started],
+            handlers={
+                OpenAIError: _openai_error,
+                UpstreamError: _upstream_error,
+                StateUnavailable: _state_unavailable,
+                HTTPException: _http_error,
+            },
         ),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allow_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["*"],
-            max_age=600,
-        ),
-        # Inside the two above (not in `exception_handlers`, which Starlette runs outside every
-        # middleware), so an unexpected 500 still carries x-request-id and CORS headers.
-        Middleware(ServerErrorMiddleware, handler=_unexpected_error),
         Middleware(CallerMiddleware),  # before the rate limits, which count per caller identity
         Middleware(RateLimitMiddleware, settings=settings),
-        Middleware(CancelOnHangUpMiddleware),  # innermost: a hang-up still gets its access line
     ]
-    return Starlette(
-        routes=routes,
-        middleware=middleware,
-        lifespan=lifespan,
-        exception_handlers={
-            OpenAIError: _openai_error,
-            UpstreamError: _upstream_error,
-            StateUnavailable: _state_unavailable,
-            HTTPException: _http_error,
-        },
-    )
+    return _RelayStarlette(routes=routes, middleware=middleware, lifespan=lifespan)

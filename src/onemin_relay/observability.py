@@ -5,7 +5,8 @@ through `current_record()`. Whoever learns a fact fills it in: the middleware (s
 first byte), authentication (the caller, as a hash or relay key id — never a key), the routes (model
 asked, token usage), the upstream client (time waiting on 1min.ai, credits, upstream failures), the rate
 limiter (rejections). When the response is finished the record is handed to every request-end listener:
-the access log, the metrics, and whatever else registers (`RequestContextMiddleware(listeners=…)`).
+the access log, the metrics, and whatever else registers (`RelayContext.request_listeners`). The request
+layer (`edge.py`) opens, binds and closes the record with the functions at the end of this module.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableSequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("onemin_relay.access")
 log = logging.getLogger("onemin_relay")
@@ -220,6 +219,51 @@ def _is_sse_comment(body: bytes) -> bool:
     return all(line.startswith(b":") for line in body.split(b"\n") if line)
 
 
+def open_record(method: str, path: str, request_id: bytes | None, traceparent: bytes | None) -> RequestRecord:
+    """A new request's record: the caller's `x-request-id` when it is sane (else a fresh id), and its W3C
+    trace context when it sent a valid one."""
+    incoming = request_id.decode("latin-1") if request_id else ""
+    record = RequestRecord(
+        incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}", method, path
+    )
+    if traceparent and _TRACEPARENT.match(context := traceparent.decode("latin-1")):
+        record.traceparent = context
+    return record
+
+
+def bind_record(record: RequestRecord) -> Token[RequestRecord | None]:
+    """Make `record` the current one for this task and the tasks it starts (`current_record()`)."""
+    return _record.set(record)
+
+
+def unbind_record(token: Token[RequestRecord | None]) -> None:
+    _record.reset(token)
+
+
+# The response headers the record writes; a route's own are replaced.
+RECORD_HEADERS = frozenset({b"x-request-id", b"server-timing"})
+
+
+def record_headers(record: RequestRecord) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """`x-request-id` and `Server-Timing` (as of now), for the response's headers."""
+    return (
+        (b"x-request-id", record.request_id.encode("latin-1")),
+        (b"server-timing", server_timing(record, time.perf_counter())),
+    )
+
+
+def note_body(record: RequestRecord, body: bytes) -> None:
+    """A body part left: the first one that is not an SSE comment (a keep-alive) is the first byte."""
+    if body and not (record.stream and _is_sse_comment(body)):
+        record.first_byte = time.perf_counter() - record.started
+
+
+def close_record(record: RequestRecord, route: object) -> None:
+    """The response is finished (or abandoned): its duration, and the route template that served it."""
+    record.duration = time.perf_counter() - record.started
+    record.route = getattr(route, "path", None)
+
+
 def server_timing(record: RequestRecord, now: float) -> bytes:
     """`Server-Timing` as of `now`: time waiting on 1min.ai (so far, for a stream) and the relay's own."""
     upstream = record.upstream_wall(now)
@@ -227,74 +271,8 @@ def server_timing(record: RequestRecord, now: float) -> bytes:
     return f'upstream;dur={upstream * 1000:.1f};desc="1min.ai", relay;dur={relay * 1000:.1f}'.encode()
 
 
-class RequestContextMiddleware:
-    """Gives every request its record and id (echoed as `x-request-id`) and a `Server-Timing` header, and
-    hands the record to each of `on_response_start` when the headers go out and to each of `listeners`
-    (by default only the access log) when the response is finished.
-
-    A pure ASGI middleware: it never buffers a body, so streams pass through as they are produced. The
-    lists are kept by reference: whoever holds them may add listeners later (at start-up).
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        listeners: MutableSequence[RequestListener] | None = None,
-        on_response_start: MutableSequence[RequestListener] | None = None,
-    ) -> None:
-        self.app = app
-        # `is None`, not `or`: an empty list passed in may be filled later and must stay the same object.
-        self.listeners: MutableSequence[RequestListener] = (
-            [write_access_line] if listeners is None else listeners
-        )
-        self.on_response_start: MutableSequence[RequestListener] = (
-            [] if on_response_start is None else on_response_start
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}"
-        record = RequestRecord(request_id, scope["method"], scope["path"])
-        traceparent = headers.get(b"traceparent", b"").decode("latin-1")
-        if _TRACEPARENT.match(traceparent):
-            record.traceparent = traceparent
-        token = _record.set(record)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OWN_HEADERS]
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
-                headers.append((b"server-timing", server_timing(record, time.perf_counter())))
-                record.stream = any(
-                    k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
-                )
-                message = {**message, "headers": headers}
-                _notify(self.on_response_start, record)
-            elif record.first_byte is None and message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                if body and not (record.stream and _is_sse_comment(body)):  # keep-alives are not answers
-                    record.first_byte = time.perf_counter() - record.started
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            record.duration = time.perf_counter() - record.started
-            route = scope.get("route")
-            record.route = getattr(route, "path", None)
-            _notify(self.listeners, record)
-            _record.reset(token)
-
-
-_OWN_HEADERS = frozenset({b"x-request-id", b"server-timing"})
-
-
-def _notify(listeners: MutableSequence[RequestListener], record: RequestRecord) -> None:
+def notify(listeners: Sequence[RequestListener], record: RequestRecord) -> None:
+    """Hand `record` to each listener; one that raises is logged and does not affect the others."""
     for listener in listeners:
         try:
             listener(record)

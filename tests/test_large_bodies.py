@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message
 
-from onemin_relay.api.json_body import MAX_ARRAY_ITEMS, parse_json_object_sliced
+from onemin_relay.api.json_body import MAX_ARRAY_ITEMS, parse_json_object, parse_json_object_sliced
 from onemin_relay.app import create_app
 from onemin_relay.errors import OpenAIError
 from onemin_relay.serving import BackgroundServer
@@ -141,6 +141,36 @@ json_values = st.recursive(
 async def test_the_sliced_parser_reads_what_json_reads(document: dict[str, Any], indent: int | None) -> None:
     body = json.dumps(document, indent=indent, ensure_ascii=False).encode()
     assert await parse_json_object_sliced(body) == json.loads(body)
+
+
+@given(
+    document=st.dictionaries(st.text(max_size=5), json_values, max_size=5),
+    big=st.integers(min_value=2**63 - 10, max_value=2**70)
+    | st.integers(max_value=-(2**63) + 10, min_value=-(2**70)),
+)
+def test_a_small_body_reads_as_json_reads_it(document: dict[str, Any], big: int) -> None:
+    """orjson reads small bodies; integers past 64 bits must still come out as the integers they are."""
+    for body in (
+        json.dumps(document, ensure_ascii=False).encode(),
+        json.dumps({**document, "n": big}).encode(),
+    ):
+        parsed = parse_json_object(body)
+        assert parsed == json.loads(body)
+        assert [type(value) for value in parsed.values()] == [
+            type(value) for value in json.loads(body).values()
+        ]
+
+
+def test_a_small_body_in_utf_16_reads_as_before() -> None:
+    assert parse_json_object('{"model": "gpt-4o-mini"}'.encode("utf-16")) == {"model": "gpt-4o-mini"}
+
+
+def test_a_body_nested_deeper_than_json_reads_is_refused_as_before() -> None:
+    depth = 995  # orjson reads up to 1024 levels; `json`, which decides, cannot go as deep here
+    with pytest.raises(OpenAIError) as caught:
+        parse_json_object(b'{"a":' + b"[" * depth + b"]" * depth + b"}")
+    assert caught.value.status == 400
+    assert "could not parse" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
@@ -40,6 +40,7 @@ from onemin_relay.api.common import relay
 from onemin_relay.config import Settings
 from onemin_relay.edge import EdgeMiddleware
 from onemin_relay.errors import OpenAIError, error_response, service_unavailable
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.metrics import RelayMetrics, metrics_endpoint
 from onemin_relay.observability import RequestListener, write_access_line
 from onemin_relay.ratelimit import RateLimitMiddleware

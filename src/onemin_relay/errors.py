@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.responses import JSONResponse
 
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.observability import current_request_id
 
 # OpenAI's `error.type` for each HTTP status the relay answers with.

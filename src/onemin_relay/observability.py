@@ -11,7 +11,6 @@ layer (`edge.py`) opens, binds and closes the record with the functions at the e
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
+
+from onemin_relay.fastjson import dumps
 
 access_log = logging.getLogger("onemin_relay.access")
 log = logging.getLogger("onemin_relay")
@@ -168,7 +169,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return dumps(entry).decode("utf-8")
 
 
 def configure_logging(level: str) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.accounts.keys import KeyRequest, RelayKey
@@ -30,6 +30,7 @@ from onemin_relay.accounts.usage import (
 )
 from onemin_relay.api.common import read_json, relay
 from onemin_relay.errors import OpenAIError, invalid_request, not_found, validate
+from onemin_relay.fastjson import JSONResponse
 
 if TYPE_CHECKING:
     from onemin_relay.app import RelayContext

@@ -8,7 +8,7 @@ from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -17,6 +17,7 @@ from onemin_relay.api.common import read_json, relay
 from onemin_relay.api.downloads import stream_asset
 from onemin_relay.api.uploads import audio_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request, validate
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.translate.audio import (
     MAX_SPEECH_INPUT,
     SPEECH,

@@ -8,12 +8,13 @@ Not OpenAI endpoints: the shapes are the ones Open WebUI reads, `{"models": [{"i
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import catalogue_reader, model_visible
 from onemin_relay.api.common import relay
 from onemin_relay.errors import model_not_found
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.translate.audio import SPEECH, model_voices
 from onemin_relay.upstream.catalogue import ModelInfo
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -14,6 +14,7 @@ from onemin_relay.api.chat_stream import chat_chunks
 from onemin_relay.api.common import read_json
 from onemin_relay.api.event_stream import EventStreamResponse
 from onemin_relay.core.engine import complete, open_stream
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.translate.chat_completions import completion_object, core_request, new_completion_id
 from onemin_relay.translate.chat_wire import parse_chat_request
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -32,6 +32,7 @@ from onemin_relay.core.types import (
     Usage,
 )
 from onemin_relay.errors import OpenAIError
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.translate.completions import (
     CompletionRequest,
     CompletionStream,

@@ -3,19 +3,20 @@ the upstream calls behind it, run however the response ends (complete, client go
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from onemin_relay.fastjson import dumps
+
 KEEPALIVE = b": keep-alive\n\n"
 
 
 def sse_data(data: Mapping[str, Any], event: str | None = None) -> bytes:
     """One SSE event carrying `data` as compact JSON (with an `event:` line when named)."""
-    line = b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n\n"
+    line = b"data: " + dumps(data) + b"\n\n"
     return f"event: {event}\n".encode() + line if event else line
 
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -16,6 +16,7 @@ from onemin_relay.api.common import page_query, relay
 from onemin_relay.api.downloads import stream_asset
 from onemin_relay.api.uploads import file_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request, not_found
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.state.base import FileRecord
 
 # CreateFileRequest.purpose in OpenAI's specification.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -22,6 +21,7 @@ from onemin_relay.api.downloads import download_asset
 from onemin_relay.api.image_refs import ImageRef, image_assets
 from onemin_relay.api.uploads import UploadForm, image_type, multipart_form, safe_filename, store_asset
 from onemin_relay.errors import invalid_request, validate
+from onemin_relay.fastjson import JSONResponse, dumps
 from onemin_relay.translate.features import feature_request, result_keys
 from onemin_relay.translate.images import (
     EDITOR,
@@ -256,16 +256,12 @@ async def _answer(
     share = context.settings.upstream_max_download_bytes // len(keys)
     encoded = await asyncio.gather(*(_base64_image(context, key, share) for key in keys))
     body = images_response(int(time.time()), [{"b64_json": data} for data in encoded], plan.echo)
-    return Response(await asyncio.to_thread(_json_bytes, body), media_type="application/json")
+    return Response(await asyncio.to_thread(dumps, body), media_type="application/json")
 
 
 async def _base64_image(context: RelayContext, key: str, max_bytes: int) -> str:
     data = await download_asset(context.upstream, key, max_bytes=max_bytes)
     return (await asyncio.to_thread(base64.b64encode, data)).decode("ascii")
-
-
-def _json_bytes(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 routes: list[BaseRoute] = [

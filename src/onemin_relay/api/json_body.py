@@ -2,7 +2,8 @@
 
 Refused: anything `json` cannot parse, a top level that is not an object, numbers Python will not
 convert or that are not finite (5000-digit integers, NaN, 1e999), text holding a lone UTF-16 surrogate
-(it cannot be encoded for upstream), and arrays longer than `MAX_ARRAY_ITEMS`.
+(it cannot be encoded for upstream), and arrays longer than `MAX_ARRAY_ITEMS`. A small body is read by
+orjson when orjson reads it as `json` would (`_fast_parse`: nearly always), else by `json`.
 
 Bodies above `SLICED_PARSE_BYTES` are parsed in slices: the top levels of the document (down to
 `_SLICED_DEPTH`, which reaches `messages[i].content[j]`) are walked here, each value below them is parsed
@@ -18,6 +19,8 @@ import math
 import re
 from collections.abc import Iterator
 from typing import Any
+
+import orjson
 
 from onemin_relay.errors import OpenAIError, invalid_request
 
@@ -37,18 +40,21 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _MAX_PARAM_CHARS = 200  # a param named in an error is client text: keep it short
 _DIGITS_LIMIT = 4300  # Python's int conversion limit (sys.get_int_max_str_digits)
+# orjson reads an integer beyond 64 bits (20 digits or more) as a float, `json` as an int: such bodies are
+# left to `json` (and so is any body with a 19-digit run, which is simpler to find and as rare).
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# orjson nests 1024 levels deep; `json` refuses a little under the recursion limit (1000), depending on
+# how deep the call already is: bodies that deep are left to `json`, which answers them as before.
+_FAST_DEPTH = 900
 
 Path = tuple[str | int, ...]
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a small body in one go (see the module docstring for what is refused)."""
-    try:
-        data = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deep to parse
-        raise invalid_request(_UNPARSABLE) from None
-    except ValueError:  # an integer longer than Python converts, NaN/Infinity, or a float like 1e999
-        raise _unconvertible_number(body) from None
+    data = _fast_parse(body)
+    if data is None:
+        data = _strict_parse(body)
     if not isinstance(data, dict):
         raise invalid_request("The request body must be a JSON object.")
     _check_array_lengths(data)
@@ -56,6 +62,46 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         for value, path in _values(data):
             _check_text(value, path)
     return data
+
+
+def _fast_parse(body: bytes) -> Any:
+    """orjson's reading of `body`, when it is the same as `json`'s; None when only `json` can say.
+
+    orjson refuses what the relay refuses (NaN, Infinity, 1e999, lone surrogates) but also what `json`
+    takes (UTF-16 and UTF-32 bodies, a UTF-8 BOM), reads integers beyond 64 bits as floats, and nests
+    deeper than `json` can here: those bodies are read by `json`, which takes or refuses them as before.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if _LONG_NUMBER.search(body):  # rare: any 19-digit run, in a string or not, is left to `json`
+        return None
+    if body.count(b"[") + body.count(b"{") >= _FAST_DEPTH and _deeper_than(data, _FAST_DEPTH):
+        return None
+    return data
+
+
+def _strict_parse(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deep to parse
+        raise invalid_request(_UNPARSABLE) from None
+    except ValueError:  # an integer longer than Python converts, NaN/Infinity, or a float like 1e999
+        raise _unconvertible_number(body) from None
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth >= limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values() if isinstance(item, dict | list))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
+    return False
 
 
 async def parse_json_object_sliced(body: bytes) -> dict[str, Any]:

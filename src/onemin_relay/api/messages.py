@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
 from onemin_relay.api.common import read_json
 from onemin_relay.api.event_stream import EventStreamResponse, sse_data
 from onemin_relay.core.engine import CoreStream, complete, count_prompt_tokens, open_stream
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.translate.messages import MessageStream, core_request, message_object
 from onemin_relay.translate.messages_wire import CountTokensRequest, parse_messages_request
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import catalogue_reader, model_visible
 from onemin_relay.api.common import relay
 from onemin_relay.errors import invalid_request, model_not_found
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.upstream.catalogue import ModelInfo
 from onemin_relay.upstream.features import FEATURE_NAMES, SERVED_FEATURES, features_named
 

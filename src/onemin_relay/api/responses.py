@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from onemin_relay.api.auth import caller
@@ -26,6 +26,7 @@ from onemin_relay.api.event_stream import KEEPALIVE, EventStreamResponse, sse_da
 from onemin_relay.core.engine import CoreStream, complete, open_stream
 from onemin_relay.core.types import KeepAlive, StreamFailure
 from onemin_relay.errors import OpenAIError, invalid_request, not_found
+from onemin_relay.fastjson import JSONResponse
 from onemin_relay.state.base import StateStore, StateUnavailable
 from onemin_relay.translate.responses import (
     core_request,

@@ -7,18 +7,25 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import openai
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
+from onemin_relay.api.chat_stream import chat_chunks
+from onemin_relay.api.event_stream import sse_data
+from onemin_relay.core.types import ChoiceDone, CoreEvent, TextDelta
 from onemin_relay.serving import BackgroundServer
 from onemin_relay.simulator.answers import expected_answer
 from onemin_relay.simulator.limits import estimate_tokens
+from onemin_relay.translate.chat_completions import chunk_object
+from onemin_relay.translate.chat_wire import parse_chat_request
 from onemin_relay.translate.tokens import count_tokens
 from tests.harness import KEY_A, SimulatorHandle
 from tests.openapi_schema import assert_matches_schema
@@ -455,3 +462,41 @@ def test_an_answer_sent_only_in_the_final_record_is_streamed(
     assert text_of(chunks) == RECORD_ONLY_ANSWER
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["completion_tokens"] == count_tokens(RECORD_ONLY_ANSWER)
+
+
+class ScriptedStream:
+    """A core stream that yields the given events (what `chat_chunks` reads)."""
+
+    def __init__(self, events: list[CoreEvent]) -> None:
+        self._events = events
+
+    async def events(self) -> AsyncIterator[CoreEvent]:
+        for event in self._events:
+            yield event
+
+
+@given(
+    texts=st.lists(st.text(), max_size=4),
+    model=st.text(min_size=1, max_size=20),
+    include_usage=st.booleans(),
+)
+async def test_a_text_chunk_has_the_bytes_of_its_whole_rendering(
+    texts: list[str], model: str, include_usage: bool
+) -> None:
+    """Text deltas are spliced into a chunk rendered once per choice: byte for byte the chunk in full."""
+    stream_options = {"include_usage": True} if include_usage else None
+    chat = parse_chat_request(
+        {"model": model, "messages": user("hi"), "stream": True, "stream_options": stream_options}
+    )
+    events: list[CoreEvent] = [
+        TextDelta(1, ""),
+        *(TextDelta(1, text) for text in texts),
+        ChoiceDone(1, "stop"),
+    ]
+    sent = [chunk async for chunk in chat_chunks(chat, ScriptedStream(events))]  # type: ignore[arg-type]
+    first = json.loads(sent[0].removeprefix(b"data: "))
+    deltas = [{"content": text} for text in texts if text]
+    assert sent[1:-2] == [
+        sse_data(chunk_object(first["id"], first["created"], model, 1, delta, include_usage=include_usage))
+        for delta in deltas
+    ]

@@ -22,6 +22,7 @@ from onemin_relay.core.types import (
     ToolCallDelta,
     ToolCallStart,
 )
+from onemin_relay.fastjson import dumps
 from onemin_relay.translate.chat_completions import (
     chunk_object,
     new_completion_id,
@@ -31,13 +32,24 @@ from onemin_relay.translate.chat_completions import (
 from onemin_relay.translate.chat_wire import ChatCompletionRequest
 
 DONE = b"data: [DONE]\n\n"
+_MARK = "\x00text\x00"  # stands for the text in a chunk rendered once; its JSON is `"\u0000text\u0000"`
+
+
+def _around_text(rendered: bytes) -> tuple[bytes, bytes]:
+    """A text chunk, rendered once per choice with `_MARK` for its text, split around it: the text comes
+    last in the chunk (`…"delta":{"content":<text>},"logprobs":null,…`), so at the mark's last occurrence
+    (a model name could hold it too). Each text delta is then `head + dumps(text) + tail`: the same bytes
+    as rendering the whole chunk, without building and encoding its dict for every few characters."""
+    head, mark, tail = rendered.rpartition(dumps(_MARK))
+    assert mark
+    return head, tail
 
 
 async def chat_chunks(chat: ChatCompletionRequest, stream: CoreStream) -> AsyncIterator[bytes]:
     completion_id = new_completion_id()
     created = int(time.time())
     legacy = chat.uses_legacy_functions
-    started: set[int] = set()
+    started: dict[int, tuple[bytes, bytes]] = {}  # per started choice: its text chunk around the text
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return sse_data(
@@ -57,11 +69,12 @@ async def chat_chunks(chat: ChatCompletionRequest, stream: CoreStream) -> AsyncI
             yield sse_data(usage_chunk(completion_id, created, chat.model, event.usage))
             continue
         if event.choice not in started:
-            started.add(event.choice)
+            started[event.choice] = _around_text(chunk(event.choice, {"content": _MARK}))
             yield chunk(event.choice, {"role": "assistant", "content": ""})
         if isinstance(event, TextDelta):
             if event.text:
-                yield chunk(event.choice, {"content": event.text})
+                head, tail = started[event.choice]
+                yield head + dumps(event.text) + tail
         elif isinstance(event, ToolCallStart):
             if legacy:
                 yield chunk(event.choice, {"function_call": {"name": event.name, "arguments": ""}})

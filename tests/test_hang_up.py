@@ -52,3 +52,34 @@ def test_a_client_that_hangs_up_cancels_its_upstream_call(relay_url: str, sim: S
         access_log.setLevel(logging.NOTSET)
     [line] = [line for line in access.lines if line.get("path") == "/v1/chat/completions"]
     assert line["status"] == 499
+
+
+def test_a_client_that_hangs_up_mid_stream_ends_the_stream_with_its_status(
+    relay_url: str, sim: SimulatorHandle
+) -> None:
+    slow = {"role": "user", "content": "a long answer please [[sim:delay=60000]]"}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [slow], "stream": True}).encode()
+    address = urlsplit(relay_url)
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        f"Authorization: Bearer {KEY_A}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    access, access_log = FormattedLines(), logging.getLogger("onemin_relay.access")
+    access_log.addHandler(access)
+    access_log.setLevel(logging.INFO)
+    try:
+        with socket.create_connection((address.hostname, address.port)) as client:
+            client.sendall(request)
+            received = b""
+            while b'"content":"' not in received.partition(b"\r\n\r\n")[2].replace(b'"content":""', b""):
+                received += client.recv(65536)  # up to the first chunk with text; the next is a minute away
+        # The stream ends when its client goes, not a minute per chunk later…
+        wait_for(lambda: access.lines, "no access line")
+    finally:
+        access_log.removeHandler(access)
+        access_log.setLevel(logging.NOTSET)
+    # …and its access line keeps the status its client was answered with.
+    [line] = [line for line in access.lines if line.get("path") == "/v1/chat/completions"]
+    assert line["status"] == 200
+    assert line["stream"] is True

@@ -7,7 +7,8 @@ message used to pass through six wrappers), what every request needs:
   response-start and request-end listeners (access log, metrics, ledger, tracing);
 - CORS (`cors`): Starlette's answer to a preflight; its headers on every other answer, worked out once;
 - body draining (`body_drain`): an answer that starts before the body was read first drains the rest;
-- hang-ups (`hang_up`): a client gone before its answer starts cancels the route, and its line says 499;
+- hang-ups (`hang_up`): a client gone before its answer is complete cancels the route (its line says 499
+  if the answer had not started);
 - errors: an exception is answered through the same `send`, so it carries the request id and CORS
   headers — a known one (`OpenAIError`, …) by its handler, anything else as a logged 500, re-raised so
   the server sees it too.
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onemin_relay import body_drain, cors
+from onemin_relay import body_drain, cors, hang_up
 from onemin_relay.errors import OpenAIError, error_response
 from onemin_relay.hang_up import HangUpWatch
 from onemin_relay.observability import (
@@ -83,6 +84,7 @@ class EdgeMiddleware:
         preflight = self.cors.preflight(scope, origin)
         exchange = _Exchange(
             record,
+            hang_up.watch(scope, record),
             receive,
             send,
             _NO_CORS if preflight is not None else self.cors.simple_headers(origin),
@@ -109,6 +111,7 @@ class EdgeMiddleware:
                 raise
             exchange.watch.uncancel()  # the cancellation was the watch's: the request ends here, quietly
         except Exception as exc:
+            exchange.watch.close()  # a hang-up no longer cancels anything: the route is over
             started = exchange.watch.response_started
             handler = None if started else _handler_for(self.handlers, exc)
             if handler is None:
@@ -148,6 +151,7 @@ class _Exchange:
     def __init__(
         self,
         record: RequestRecord,
+        watch: HangUpWatch,
         receive: Receive,
         send: Send,
         cors_headers: tuple[frozenset[bytes], cors.RawHeaders],
@@ -163,7 +167,7 @@ class _Exchange:
         self._vary = vary
         self._unread = unread  # body_drain: until the last body message (or a disconnect) has been seen
         self._on_response_start = on_response_start
-        self.watch = HangUpWatch(record)
+        self.watch = watch
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -179,6 +183,8 @@ class _Exchange:
         if kind == "http.response.body":
             if record.first_byte is None:
                 note_body(record, message.get("body", b""))
+            if not message.get("more_body", False):
+                self.watch.response_complete = True
         elif kind == "http.response.start":
             self.watch.response_started = True
             message = self._start(message)

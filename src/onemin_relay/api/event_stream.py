@@ -1,5 +1,11 @@
 """`text/event-stream` responses, whatever the dialect: a body of SSE bytes and a closer that releases
-the upstream calls behind it, run however the response ends (complete, client gone, error)."""
+the upstream calls behind it, run however the response ends (complete, client gone, error).
+
+A client that goes away mid-stream is noticed by the request layer's hang-up watch (`hang_up.py`), which
+cancels the request; the stream then needs no disconnect listener of its own (Starlette's costs a task
+group and a task per stream). Without a watch (a body not read, an app without the request layer) it
+falls back to Starlette's.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from onemin_relay.fastjson import dumps
+from onemin_relay.hang_up import watching
 
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -34,7 +41,10 @@ class EventStreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if watching(scope):
+                await self.stream_response(send)
+            else:
+                await super().__call__(scope, receive, send)
         finally:
             aclose = getattr(self._body, "aclose", None)
             if aclose is not None:

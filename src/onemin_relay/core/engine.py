@@ -257,19 +257,30 @@ class CoreStream:
         self._producers = [
             asyncio.create_task(self._produce(index), name=f"chat-stream-{index}") for index in range(choices)
         ]
-        keepalive = self.prepared.context.settings.stream_keepalive_seconds
         try:
-            item = await asyncio.wait_for(self._queue.get(), keepalive)
-        except TimeoutError:
-            self._slow_start = True  # the stream opens with a keep-alive: the client has waited long enough
-            return
+            item = await self._next(self.prepared.context.settings.stream_keepalive_seconds)
         except BaseException:
             await self.aclose()
             raise
+        if item is None:
+            self._slow_start = True  # the stream opens with a keep-alive: the client has waited long enough
+            return
         if isinstance(item[1], OpenAIError):
             await self.aclose()
             raise item[1]
         self._early.append(item)
+
+    async def _next(self, keepalive: float) -> tuple[int, object] | None:
+        """The producers' next item, or None when none came within `keepalive` seconds. Every event of
+        every stream passes here: one already waiting is taken at once, and the wait itself is a timeout
+        scope, not `asyncio.wait_for` (which wraps the wait in a new task: ~35 against ~20 µs an event)."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            async with asyncio.timeout(keepalive):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
 
     async def aclose(self) -> None:
         """Cancel whatever still runs upstream (leaving `chat_stream` closes the upstream request)."""
@@ -292,11 +303,11 @@ class CoreStream:
                 if self._early:
                     _, item = self._early.pop(0)
                 else:
-                    try:
-                        _, item = await asyncio.wait_for(self._queue.get(), keepalive)
-                    except TimeoutError:
+                    waited = await self._next(keepalive)
+                    if waited is None:
                         yield KeepAlive()
                         continue
+                    _, item = waited
                 if item is _END:
                     running -= 1
                 elif isinstance(item, OpenAIError):

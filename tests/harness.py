@@ -114,7 +114,9 @@ def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{match.group(1)}/health")
+                # The socket listens before the app is up: a slow start must not time this request out and
+                # send a second one (a test may count the /health requests).
+                httpx.get(f"{match.group(1)}/health", timeout=30)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "serve did not start"

@@ -36,6 +36,8 @@ async def seed_ledger(path: Path) -> None:
         for key in keys:
             await store.put_key(key)
         now = time.time()
+        # Inside today (UTC) so far, however soon after midnight the test runs: one bar per seeded day.
+        today = now - now % 86400
         records = []
         for day in range(14):
             for number in range(3 + day % 5):
@@ -43,7 +45,7 @@ async def seed_ledger(path: Path) -> None:
                 model = MODELS[(day * 3 + number) % len(MODELS)]
                 records.append(
                     UsageRecord(
-                        ts=now - day * 86400 - number * 60,
+                        ts=today + (now - today) * (number + 1) / 10 - day * 86400,
                         key=key.id,
                         endpoint="/v1/chat/completions",
                         model=model,

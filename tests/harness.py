@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -96,16 +97,23 @@ def running_relay(settings: Settings) -> Iterator[BackgroundServer]:
 
 
 @contextmanager
-def serve_process(env: dict[str, str], *args: str) -> Iterator[str]:
+def serve_process(
+    env: dict[str, str], *args: str, log: Path | None = None, open_files: tuple[int, int] | None = None
+) -> Iterator[str]:
     """`1min-relay serve --port 0 [args]` in its own process with `env` added, until it answers /health:
-    its URL. Stopped with SIGTERM (a graceful shutdown) when the block ends."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, **env},
-    )
+    its URL. Stopped with SIGTERM (a graceful shutdown) when the block ends. `log` receives its stderr;
+    `open_files` is the (soft, hard) limit on open files it starts with."""
+    with open(log or os.devnull, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, **env},
+            preexec_fn=None
+            if open_files is None
+            else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files),
+        )
     assert process.stdout is not None
     try:
         banner = process.stdout.readline()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -201,3 +204,48 @@ def test_serve_with_two_workers_answers_from_both_and_metrics_count_them_togethe
         if line.startswith("onemin_relay_requests_total{") and 'route="/health"' in line
     ]
     assert sum(health) == sent  # whichever worker answered the scrape counted both workers' requests
+
+
+async def _answered_on_open_connections(url: str, count: int) -> int:
+    """Opens `count` connections at once, asks /health on each while all stay open: how many answered."""
+    host, port = url.removeprefix("http://").split(":")
+    connections = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
+    try:
+        for _, writer in connections:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: relay\r\n\r\n")
+
+        async def status(reader: asyncio.StreamReader) -> bytes:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(20):
+                    return await reader.readline()
+            return b""
+
+        lines = await asyncio.gather(*(status(reader) for reader, _ in connections))
+        return sum(line.startswith(b"HTTP/1.1 200") for line in lines)
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+def test_serve_raises_a_low_open_file_limit_to_hold_the_connections_its_calls_need(tmp_path: Path) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2 * 300 + 256:
+        pytest.skip(f"this machine's hard limit on open files ({hard}) is too low for the test")
+    env = {"DATA_DIR": str(tmp_path / "data"), "UPSTREAM_MAX_IN_FLIGHT": "300"}
+    log = tmp_path / "serve.log"
+    # Started with room for 128 open files, it raises its own limit to two per call in flight and more.
+    with serve_process(env, log=log, open_files=(128, hard)) as url:
+        assert asyncio.run(_answered_on_open_connections(url, 400)) == 400
+    assert "open-file limit" not in log.read_text()
+
+
+def test_serve_warns_of_an_open_file_limit_it_cannot_raise_and_of_the_retired_pool_setting(
+    tmp_path: Path,
+) -> None:
+    env = {"DATA_DIR": str(tmp_path / "data"), "UPSTREAM_MAX_CONNECTIONS": "200"}
+    log = tmp_path / "serve.log"
+    with serve_process(env, log=log, open_files=(512, 512)) as url:
+        assert httpx.get(f"{url}/health").status_code == 200  # it serves all the same
+    text = log.read_text()
+    assert "open-file limit 512 is below the 4352 that UPSTREAM_MAX_IN_FLIGHT=2048 needs" in text
+    assert "UPSTREAM_MAX_CONNECTIONS is no longer read" in text

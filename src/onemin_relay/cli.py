@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import signal
@@ -23,9 +24,19 @@ from onemin_relay.config import ConfigError, Settings, load_settings
 from onemin_relay.doctor.command import add_commands as add_doctor_commands
 from onemin_relay.metrics import multiprocess_dir
 from onemin_relay.observability import configure_logging
-from onemin_relay.serving import BackgroundServer, bind_socket, serve_workers, url_of, uvicorn_server
+from onemin_relay.serving import (
+    BackgroundServer,
+    bind_socket,
+    raise_open_file_limit,
+    serve_workers,
+    url_of,
+    uvicorn_server,
+)
 
 DEMO_KEY = "demo-key"
+_SPARE_FILES = 256  # log files, the state store, the listening socket, the tokeniser's file, …
+
+log = logging.getLogger("onemin_relay")
 
 
 @contextmanager
@@ -67,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     workers = args.workers if args.workers is not None else settings.web_concurrency
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    _check_capacity(settings)
     sock = _listen(settings.host, settings.port)
     print(f"1min-relay {__version__} serving the OpenAI API on {url_of(sock)}/v1", flush=True)
     if workers == 1:
@@ -74,6 +86,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
         return
     with _metrics_shared_by_workers():
         serve_workers("onemin_relay.cli:worker_app", sock, workers, log_level=settings.log_level)
+
+
+def _check_capacity(settings: Settings) -> None:
+    """Open files enough for UPSTREAM_MAX_IN_FLIGHT calls (raised if the hard limit allows), and a word
+    to an operator who still sets the retired UPSTREAM_MAX_CONNECTIONS."""
+    wanted = 2 * settings.upstream_max_in_flight + _SPARE_FILES
+    if (limit := raise_open_file_limit(wanted)) < wanted:
+        log.warning(
+            "open-file limit %d is below the %d that UPSTREAM_MAX_IN_FLIGHT=%d needs: raise `ulimit -n` "
+            "or lower UPSTREAM_MAX_IN_FLIGHT, or busy moments will fail with connection errors",
+            limit,
+            wanted,
+            settings.upstream_max_in_flight,
+        )
+    if settings.upstream_max_connections is not None:
+        log.warning(
+            "UPSTREAM_MAX_CONNECTIONS is no longer read: the upstream pool has no cap, and "
+            "UPSTREAM_MAX_IN_FLIGHT (now %d) caps the calls in flight with an immediate 503",
+            settings.upstream_max_in_flight,
+        )
 
 
 def worker_app() -> ASGIApp:

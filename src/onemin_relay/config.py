@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     upstream_max_in_flight: int = Field(
         2048, gt=0, description="1min.ai calls (streams included) one process runs at once; more get a 503"
     )
+    # Retired (the connection pool has no cap now); read only to warn an operator who still sets it.
+    upstream_max_connections: int | None = None
     upstream_max_download_bytes: int = Field(100 * 1024 * 1024, gt=0)
     upstream_breaker_failures: int = Field(5, ge=0, description="Failures in a row that open a circuit")
     upstream_breaker_cooldown: float = Field(30.0, gt=0, description="Seconds an open circuit fails fast")

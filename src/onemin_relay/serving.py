@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import threading
 from types import TracebackType
@@ -27,6 +28,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open files towards `wanted`, within the hard limit (workers
+    inherit it) → the soft limit now in force. Each call in flight holds two sockets (its client's and
+    1min.ai's), and the common default of 1,024 would refuse connections long before
+    UPSTREAM_MAX_IN_FLIGHT."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 def url_of(sock: socket.socket) -> str:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,3 +70,41 @@ def test_keys_never_reach_the_logs_even_at_debug(
     logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     for key in (KEY_A, UNKNOWN_KEY):
         assert key not in logged
+
+
+def test_serve_writes_each_access_line_to_stderr_by_exit(tmp_path: Path) -> None:
+    """The lines are written by a thread; a graceful stop still writes every one of them, as JSON lines
+    carrying the request id the client was given."""
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "onemin_relay.cli", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+            env={**os.environ, "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "INFO"},
+        )
+        assert process.stdout is not None
+        try:
+            url = process.stdout.readline().strip().rpartition(" on ")[2].removesuffix("/v1")
+            request_ids = [httpx.get(f"{url}/health", timeout=30).headers["x-request-id"] for _ in range(20)]
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+            process.stdout.close()
+    lines = [json.loads(line) for line in stderr.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "onemin_relay.access"]
+    assert [line["request_id"] for line in access] == request_ids
+    assert all(line["path"] == "/health" and line["status"] == 200 for line in access)
+
+
+def test_every_line_logged_before_exit_is_written() -> None:
+    program = (
+        "import logging\n"
+        "from onemin_relay.observability import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "for n in range(1000):\n"
+        "    logging.getLogger('onemin_relay').info('line %d', n)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert [json.loads(line)["msg"] for line in ran.stderr.splitlines()] == [f"line {n}" for n in range(1000)]

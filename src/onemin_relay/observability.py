@@ -11,15 +11,19 @@ layer (`edge.py`) opens, binds and closes the record with the functions at the e
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Any
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, TextIO
 
 from onemin_relay.fastjson import dumps
 
@@ -173,16 +177,54 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
+    """JSON lines on stderr. A line is formatted where it is logged (cheap with orjson; the request id is
+    read there) and queued; a thread writes it (`QueueHandler` → `QueueListener`), so the event loop never
+    waits on a slow stderr. At exit the thread writes what is queued and stops."""
+    global _writer
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    handler = _QueuedLine(lines)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if _writer is not None:  # configured again: the previous writer finishes its lines first
+        _writer.stop()
+    _writer = _LineWriter(lines, sys.stderr)
+    _writer.start()
     # uvicorn's own access log would duplicate ours (and without request ids).
     logging.getLogger("uvicorn.access").disabled = True
     # Client libraries log every request at INFO/DEBUG; the access line already says what matters.
     for noisy in ("httpx", "httpcore", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class _QueuedLine(QueueHandler):
+    """Queues a record's formatted line, and only that: not a copy of the record, as `QueueHandler` does
+    for listeners that format."""
+
+    def prepare(self, record: logging.LogRecord) -> str:
+        return self.format(record)
+
+
+class _LineWriter(QueueListener):
+    """Writes the queued lines to `stream`, from its own thread."""
+
+    def __init__(self, lines: queue.SimpleQueue[str], stream: TextIO) -> None:
+        super().__init__(lines)
+        self._stream = stream
+
+    def handle(self, record: Any) -> None:  # a line, as `_QueuedLine` queued it
+        self._stream.write(f"{record}\n")
+        self._stream.flush()
+
+
+_writer: _LineWriter | None = None
+
+
+@atexit.register
+def _stop_writing() -> None:
+    if _writer is not None:
+        _writer.stop()
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -191,6 +233,8 @@ def _ms(seconds: float | None) -> float | None:
 
 def write_access_line(record: RequestRecord) -> None:
     """The access log's line for a finished request (a request-end listener)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     fields: dict[str, Any] = {
         "request_id": record.request_id,
         "method": record.method,
@@ -213,7 +257,12 @@ def write_access_line(record: RequestRecord) -> None:
         fields["upstream_error"] = record.upstream_error
     if record.rejected_by is not None:
         fields["rejected_by"] = record.rejected_by
-    access_log.info("request", extra={"fields": fields})
+    # What `access_log.info("request", extra=…)` does, less its search of the stack for the caller's line.
+    access_log.handle(
+        access_log.makeRecord(
+            access_log.name, logging.INFO, "", 0, "request", (), None, None, {"fields": fields}
+        )
+    )
 
 
 def _is_sse_comment(body: bytes) -> bool:

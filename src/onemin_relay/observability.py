@@ -14,8 +14,8 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
+import random
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -274,7 +274,7 @@ def open_record(method: str, path: str, request_id: bytes | None, traceparent: b
     trace context when it sent a valid one."""
     incoming = request_id.decode("latin-1") if request_id else ""
     record = RequestRecord(
-        incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}", method, path
+        incoming if _SAFE_REQUEST_ID.match(incoming) else f"req_{random.getrandbits(96):024x}", method, path
     )
     if traceparent and _TRACEPARENT.match(context := traceparent.decode("latin-1")):
         record.traceparent = context

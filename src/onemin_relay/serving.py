@@ -36,8 +36,10 @@ def raise_open_file_limit(wanted: int) -> int:
     1min.ai's), and the common default of 1,024 would refuse connections long before
     UPSTREAM_MAX_IN_FLIGHT."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:  # (-1 in Python): no limit to raise, and enough
+        return wanted
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
+    if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         return target
     return soft

@@ -57,6 +57,7 @@ import orjson
 from yarl import URL
 
 from onemin_relay.config import Settings
+from onemin_relay.fastjson import dumps
 from onemin_relay.observability import current_record, note_credits, note_upstream_error, timing_upstream
 from onemin_relay.translate.credits import feature_credits
 from onemin_relay.translate.tokens import upstream_credits
@@ -382,7 +383,7 @@ class OneMinClient:
     async def _chat_stream(
         self, api_key: str, payload: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        body = orjson.dumps(payload)
+        body = dumps(payload)
         read_timeout = self._settings.upstream_timeout
 
         # The whole exchange is upstream time: until its end 1min.ai is what the caller waits on.
@@ -527,7 +528,7 @@ class OneMinClient:
         if params:
             url = url.with_query(params)
         sent = {**({} if json is None else _JSON), **(headers or {})}
-        body = None if json is None else orjson.dumps(json)
+        body = None if json is None else dumps(json)
         timeout = self._settings.upstream_timeout if read_timeout is None else read_timeout
         return self._exchange(method, url, api_key, timeout, sent, body)
 
@@ -762,7 +763,7 @@ class OneMinClient:
         """POST a billed call (chat, feature) → (its aiRecord, not yet checked for success; the key used)."""
         with _masking(api_key):
             body, used = await self._json_call(
-                "POST", url, api_key, billed=True, read_timeout=read_timeout, data=orjson.dumps(payload)
+                "POST", url, api_key, billed=True, read_timeout=read_timeout, data=dumps(payload)
             )
         used = used or api_key
         with _masking(used):
